@@ -1,0 +1,124 @@
+/* platform.h: the contract of mproc's platform layer (src/sys/).
+ *
+ * Everything Linux-specific that the components need sits behind these
+ * prototypes: futexes, the memfd-backed arena mapping, pidfds, signal
+ * helpers, deadlines, and the system-call table used for fault injection.
+ * Components never call these system calls directly, so tests can make any
+ * of them fail (see mp__fault_*). All functions return 0 or a negative errno
+ * value unless their comment says otherwise; none of them prints or aborts.
+ * MT-safe: yes. Fork-safe: yes (no process-local state but the fault table,
+ * which children inherit on purpose). */
+#ifndef MP_SYS_PLATFORM_H
+#define MP_SYS_PLATFORM_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define MP_HIDDEN __attribute__((visibility("hidden")))
+
+/* ---- deadlines ---------------------------------------------------------- */
+
+/* mp__deadline_t is one absolute CLOCK_MONOTONIC instant in nanoseconds, or
+ * MP__NEVER. A public timeout becomes one deadline at entry; every retry
+ * (EINTR, spurious wake-up, partial read) waits against the same deadline. */
+typedef int64_t mp__deadline_t;
+#define MP__NEVER INT64_MAX
+
+/* mp__now_ns returns CLOCK_MONOTONIC in nanoseconds. */
+MP_HIDDEN int64_t mp__now_ns(void);
+
+/* mp__deadline turns a timeout in seconds into a deadline: negative means
+ * MP__NEVER, 0 means "now". Returns -EINVAL for NaN. */
+MP_HIDDEN int mp__deadline(double timeout, mp__deadline_t *out);
+
+/* mp__deadline_ms returns the milliseconds left before d for poll(): -1 for
+ * MP__NEVER, 0 once passed, rounded up otherwise. */
+MP_HIDDEN int mp__deadline_ms(mp__deadline_t d);
+
+/* mp__deadline_ts fills an absolute timespec for d (for FUTEX_WAIT_BITSET and
+ * pthread_*_clocklock); returns NULL for MP__NEVER, else ts. */
+MP_HIDDEN struct timespec *mp__deadline_ts(mp__deadline_t d, struct timespec *ts);
+
+/* ---- futex -------------------------------------------------------------- */
+
+/* mp__futex_wait sleeps while *addr == val, until woken or deadline d.
+ * The futex is process-shared (no FUTEX_PRIVATE_FLAG): addr may be in the
+ * arena. Returns 0 when woken or when *addr != val (-EAGAIN is folded into
+ * 0: the caller re-checks its condition), -ETIMEDOUT at the deadline,
+ * -EINTR if a signal interrupted it (the caller retries with the same d). */
+MP_HIDDEN int mp__futex_wait(const uint32_t *addr, uint32_t val, mp__deadline_t d);
+
+/* mp__futex_wake wakes at most n waiters on addr (INT32_MAX: all). Returns
+ * the number woken (>= 0). */
+MP_HIDDEN int mp__futex_wake(const uint32_t *addr, int n);
+
+/* ---- processes ---------------------------------------------------------- */
+
+/* mp__pidfd_open returns a pidfd (close-on-exec) for pid, or -errno. */
+MP_HIDDEN int mp__pidfd_open(pid_t pid);
+
+/* mp__pidfd_signal sends sig through pidfd; a process that already exited
+ * (ESRCH) is not an error. */
+MP_HIDDEN int mp__pidfd_signal(int pidfd, int sig);
+
+/* mp__pidfd_reap reaps the child behind pidfd without blocking: returns 1 and
+ * *exitcode (Python's convention: status, or -signal) if it has exited, 0 if
+ * it still runs, or -errno. */
+MP_HIDDEN int mp__pidfd_reap(int pidfd, int *exitcode);
+
+/* mp__wait_readable waits until fd is readable (or hung up) or d passes.
+ * Returns 0 when readable, -ETIMEDOUT, or -errno. EINTR is retried. */
+MP_HIDDEN int mp__wait_readable(int fd, mp__deadline_t d);
+
+/* ---- signals ------------------------------------------------------------ */
+
+/* mp__signals_block_all blocks every signal in the calling thread and saves
+ * the old mask in *old (used around fork). mp__signals_restore puts it back. */
+MP_HIDDEN void mp__signals_block_all(sigset_t *old);
+MP_HIDDEN void mp__signals_restore(const sigset_t *old);
+
+/* mp__signals_reset_for_exec sets every caught signal back to SIG_DFL (in a
+ * child between fork and exec; async-signal-safe). */
+MP_HIDDEN void mp__signals_reset_for_exec(void);
+
+/* mp__die_with_parent arranges for the calling process to be SIGKILLed when
+ * the pipe behind alive_fd (whose write end only the parent holds) reaches
+ * end-of-file, i.e. when the parent process ends, however it ends. Unlike
+ * PR_SET_PDEATHSIG it follows the parent process, not the parent thread.
+ * Returns 0, or -errno; kills the caller at once if the parent is already gone. */
+MP_HIDDEN int mp__die_with_parent(int alive_fd);
+
+/* ---- the system-call table (fault injection) ----------------------------- */
+
+/* Every system call or allocation whose failure a component must survive goes
+ * through mp__sys. Tests arm a fault with mp__fault_arm: the nth call (1 =
+ * next) of that entry fails with -err (err > 0), once. */
+typedef enum {
+    MP__SYS_FORK, MP__SYS_MMAP, MP__SYS_MEMFD, MP__SYS_FTRUNCATE,
+    MP__SYS_PIPE, MP__SYS_SOCKETPAIR, MP__SYS_PIDFD_OPEN, MP__SYS_MALLOC,
+    MP__SYS_EXEC, MP__SYS_SOCKET,
+    MP__SYS_COUNT
+} mp__sys_id;
+
+MP_HIDDEN void mp__fault_arm(mp__sys_id id, int nth, int err);
+MP_HIDDEN void mp__fault_clear(void);
+/* mp__fault_hit returns the error to inject for this call of id (> 0), or 0. */
+MP_HIDDEN int mp__fault_hit(mp__sys_id id);
+
+MP_HIDDEN pid_t mp__sys_fork(void);
+MP_HIDDEN void *mp__sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+MP_HIDDEN int mp__sys_memfd(const char *name, unsigned flags);
+MP_HIDDEN int mp__sys_ftruncate(int fd, off_t len);
+MP_HIDDEN int mp__sys_pipe(int fds[2], int flags);
+MP_HIDDEN int mp__sys_socketpair(int type, int fds[2]);
+MP_HIDDEN int mp__sys_socket(int domain, int type, int proto);
+MP_HIDDEN void *mp__malloc(size_t n);
+MP_HIDDEN void *mp__calloc(size_t n, size_t size);
+
+/* The mp__sys_* calls return -errno (or MAP_FAILED with *errno set for mmap,
+ * NULL for the allocators) exactly as the wrapped call would fail. */
+
+#endif
