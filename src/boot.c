@@ -276,6 +276,11 @@ int mp__boot_fill(mp__boot_t *b, const struct mp_process *p)
     b->arena_base = base;
     b->arena_reserve = reserve;
     b->nfds = 0;
+    for (size_t i = 0; i < p->n_pass_fds; i++) {
+        if (fcntl(p->pass_fds[i], F_GETFD) < 0)
+            return -EBADF;
+        b->fds[b->nfds++] = p->pass_fds[i];
+    }
     return 0;
 }
 
@@ -475,8 +480,10 @@ int mp__start_spawn(struct mp_process *p)
         goto out;
     char var[64];
     snprintf(var, sizeof var, "MPROC_BOOT=%d", sp[1]);
-    int keep[] = {sp[1], b->arena_fd, b->parent_alive_fd};
-    rc = mp__exec_self(var, keep, 3, &pid);
+    int keep[3 + MP__MAX_FDS] = {sp[1], b->arena_fd, b->parent_alive_fd};
+    for (uint32_t i = 0; i < b->nfds; i++)
+        keep[3 + i] = b->fds[i];
+    rc = mp__exec_self(var, keep, 3 + (int)b->nfds, &pid);
     close(sp[1]);
     sp[1] = -1;
     if (rc < 0)

@@ -288,11 +288,16 @@ int mp__start_forkserver(struct mp_process *p)
     rc = mp__boot_fill(b, p);
     if (rc < 0)
         goto out;
-    /* The child holds our stdio and our alive pipe at the same numbers. */
-    int fds[4] = {0, 1, 2, b->parent_alive_fd}, nf = 0;
+    /* The child holds our stdio, our alive pipe and the passed descriptors
+     * at the same numbers. */
+    int fds[MP__MAX_FDS], nf = 0;
+    int base[4] = {0, 1, 2, b->parent_alive_fd};
     for (int i = 0; i < 4; i++)
-        if (fcntl(fds[i], F_GETFD) >= 0)
-            b->fds[nf] = fds[i], fds[nf++] = fds[i];
+        if (fcntl(base[i], F_GETFD) >= 0)
+            fds[nf++] = base[i];
+    for (uint32_t i = 0; i < b->nfds && nf < MP__MAX_FDS; i++)
+        fds[nf++] = b->fds[i];
+    memcpy(b->fds, fds, sizeof(int) * (size_t)nf);
     b->nfds = (uint32_t)nf;
     b->arena_fd = -1; /* the server's children inherit its mapping */
     blob = mp__boot_encode(b, &len);
@@ -398,6 +403,7 @@ static void serve_one(int c, int afd, const unsigned char *secret)
     if (pid == 0) {
         signal(SIGCHLD, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
         child_fds(b, got, afd);
         mp__child_main(b);
     }
@@ -488,6 +494,9 @@ _Noreturn void mp__forkserver_main(const char *spec)
     if (afd >= 0)
         fcntl(afd, F_SETFD, FD_CLOEXEC);
     mp__stdin_devnull();
+    /* A requester that died closes its status pipe: writing the status
+     * must not kill the server. Children get the default back. */
+    signal(SIGPIPE, SIG_IGN);
     for (;;) {
         size_t n = nkids + 2;
         struct pollfd *pf = calloc(n, sizeof *pf);

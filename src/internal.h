@@ -40,6 +40,8 @@ struct mp_process {
     int pidfd;              /* fork, spawn, forkserver: signals; fork/spawn: sentinel */
     int statfd;             /* forkserver: the exit status arrives here (sentinel) */
     int exitcode;
+    int pass_fds[MP_PASS_FDS_MAX];
+    size_t n_pass_fds;
     struct mp_process *prev, *next; /* the registry of live children */
 };
 

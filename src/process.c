@@ -215,6 +215,7 @@ int mp_process_new(mp_process_t **out, mp_target_fn target, const void *arg,
         (opts->name && !valid_name(opts->name)) ||
         (opts->authkey && (opts->authkey_len < 1 || opts->authkey_len > MP_AUTHKEY_MAX)) ||
         (!opts->authkey && opts->authkey_len) ||
+        opts->n_pass_fds > MP_PASS_FDS_MAX || (opts->n_pass_fds && !opts->pass_fds) ||
         opts->start_method < MP_START_DEFAULT || opts->start_method > MP_START_FORKSERVER)
         return -EINVAL;
     ensure_init();
@@ -239,6 +240,15 @@ int mp_process_new(mp_process_t **out, mp_target_fn target, const void *arg,
     p->daemon = opts->daemon != 0;
     p->method = opts->start_method;
     p->pidfd = p->statfd = -1;
+    for (size_t i = 0; i < opts->n_pass_fds; i++) {
+        if (opts->pass_fds[i] < 0) {
+            free(p->arg);
+            free(p);
+            return -EINVAL;
+        }
+        p->pass_fds[i] = opts->pass_fds[i];
+    }
+    p->n_pass_fds = opts->n_pass_fds;
     int n = atomic_fetch_add(&S.counter, 1);
     pthread_mutex_lock(&S.mu);
     /* Identities nest: a child of Process-1 numbers its own children 1:1,

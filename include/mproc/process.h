@@ -32,7 +32,17 @@ typedef struct {
     mp_start_method_t start_method; /* MP_START_DEFAULT: the program's method */
     const void *authkey;         /* NULL: inherit the current process's key */
     size_t authkey_len;          /* 1..MP_AUTHKEY_MAX when authkey is given */
+    const int *pass_fds;         /* descriptors the child keeps at the same numbers */
+    size_t n_pass_fds;           /* 0..MP_PASS_FDS_MAX */
 } mp_process_opts_t;
+
+/* pass_fds: under fork a child inherits every descriptor anyway; under spawn
+ * and forkserver it holds only its stdio, the library's own descriptors and
+ * these (Python passes them by pickling a Connection; C passes numbers). A
+ * pipe end handed this way can be used in the child by the same number, e.g.
+ * given in the target's argument. Descriptors of mproc objects (connections,
+ * queues) are passed by the library without being listed here. */
+#define MP_PASS_FDS_MAX 32
 
 #define MP_AUTHKEY_MAX 256
 #define MP_NAME_MAX 256
