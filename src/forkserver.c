@@ -178,6 +178,8 @@ out:
 
 void mp__forkserver_stop(void)
 {
+    if (!__atomic_load_n(&mine.pid, __ATOMIC_ACQUIRE))
+        return; /* the common case: we never started one */
     pthread_mutex_lock(&mine.mu);
     if (mine.pid > 0) {
         mp__pidfd_signal(mine.pidfd, SIGTERM);

@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -38,6 +39,30 @@ static struct {
     .alive_r = -1, .alive_w = -1, .parent_alive = -1,
     .counter = 1, .method = MP_START_FORK,
 };
+
+/* copy_str and the integer formatting below avoid snprintf on the start
+ * path: vfprintf's large stack frame touches stack pages that fork has just
+ * made copy-on-write, and each costs a page fault per child (measured). */
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+static void fmt_uint(char *buf, unsigned v)
+{
+    char tmp[16];
+    int n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = 0;
+}
 
 static void atfork_prepare(void) { pthread_mutex_lock(&S.mu); }
 static void atfork_parent(void) { pthread_mutex_unlock(&S.mu); }
@@ -94,8 +119,8 @@ void mp__become_child(const char *name, const char *ident, int daemon,
     pthread_mutex_lock(&S.mu);
     init_self_locked();
     struct mp_process *me = &S.self, *pa = &S.parent;
-    snprintf(me->name, sizeof me->name, "%s", name);
-    snprintf(me->ident, sizeof me->ident, "%s", ident);
+    copy_str(me->name, sizeof me->name, name);
+    copy_str(me->ident, sizeof me->ident, ident);
     me->daemon = daemon;
     memcpy(me->authkey, key, keylen);
     me->authkey_len = keylen;
@@ -108,7 +133,7 @@ void mp__become_child(const char *name, const char *ident, int daemon,
     pa->pid = parent_pid;
     pa->pidfd = parent_alive_fd;
     pa->statfd = -1;
-    snprintf(pa->name, sizeof pa->name, "%s", parent_name);
+    copy_str(pa->name, sizeof pa->name, parent_name);
     S.has_parent = 1;
     S.parent_alive = parent_alive_fd;
     S.method = method;
@@ -254,7 +279,7 @@ int mp_process_new(mp_process_t **out, mp_target_fn target, const void *arg,
     /* Identities nest: a child of Process-1 numbers its own children 1:1,
      * 1:2... A chain too deep for the buffer keeps its last levels' prefix. */
     char num[16];
-    snprintf(num, sizeof num, "%d", n);
+    fmt_uint(num, (unsigned)n);
     size_t il = strlen(S.self.ident);
     if (il && il + 1 + strlen(num) < sizeof p->ident) {
         memcpy(p->ident, S.self.ident, il);
@@ -271,10 +296,12 @@ int mp_process_new(mp_process_t **out, mp_target_fn target, const void *arg,
         p->authkey_len = S.self.authkey_len;
     }
     pthread_mutex_unlock(&S.mu);
-    if (opts->name)
-        snprintf(p->name, sizeof p->name, "%s", opts->name);
-    else
-        snprintf(p->name, sizeof p->name, "Process-%s", p->ident);
+    if (opts->name) {
+        copy_str(p->name, sizeof p->name, opts->name);
+    } else {
+        memcpy(p->name, "Process-", 8);
+        copy_str(p->name + 8, sizeof p->name - 8, p->ident);
+    }
     *out = p;
     return 0;
 }
@@ -398,6 +425,11 @@ static int snapshot(struct mp_process ***out)
 {
     pthread_mutex_lock(&S.mu);
     int n = 0;
+    if (!S.children) { /* the common case in a child: touch no heap */
+        pthread_mutex_unlock(&S.mu);
+        *out = NULL;
+        return 0;
+    }
     for (struct mp_process *c = S.children; c; c = c->next)
         n++;
     struct mp_process **v = malloc(sizeof *v * (size_t)(n ? n : 1));
@@ -419,7 +451,7 @@ static void cleanup_finished(void)
 {
     struct mp_process **v;
     int n = snapshot(&v);
-    if (n < 0)
+    if (n <= 0)
         return;
     for (int i = 0; i < n; i++) {
         poll_reap(v[i]);
@@ -461,7 +493,7 @@ static void shutdown_children(void)
 {
     struct mp_process **v;
     int n = snapshot(&v);
-    if (n < 0)
+    if (n <= 0)
         return;
     for (int i = 0; i < n; i++)
         if (v[i]->daemon)
@@ -502,6 +534,17 @@ _Noreturn void mp__child_exit(int code)
 
 /* ---- start -------------------------------------------------------------- */
 
+/* As Python's start: flush stdout and stderr (only when they hold output, to
+ * leave their pages untouched otherwise). Other streams the caller flushes
+ * before start, as in Python; the child flushes all its streams at exit. */
+static void flush_std_streams(void)
+{
+    if (__fpending(stdout))
+        fflush(stdout);
+    if (__fpending(stderr))
+        fflush(stderr);
+}
+
 static int start_fork(struct mp_process *p)
 {
     sigset_t old;
@@ -514,7 +557,7 @@ static int start_fork(struct mp_process *p)
         /* The atfork handler already made the parent's alive pipe ours. */
         mp__signals_restore(&old);
         char pname[MP_NAME_MAX + 1];
-        snprintf(pname, sizeof pname, "%s", S.self.name);
+        copy_str(pname, sizeof pname, S.self.name);
         mp__become_child(p->name, p->ident, p->daemon, p->authkey, p->authkey_len,
                          pname, getppid(), alive, mp_get_start_method());
         if (p->daemon && mp__die_with_parent(alive) < 0)
@@ -559,7 +602,7 @@ int mp_process_start(mp_process_t *p)
     }
     ensure_atexit();
     /* Flush what the parent buffered, so the child cannot print it again. */
-    fflush(NULL);
+    flush_std_streams();
     mp_start_method_t m = p->method ? p->method : mp_get_start_method();
     switch (m) {
     case MP_START_SPAWN: rc = mp__start_spawn(p); break;
@@ -691,7 +734,7 @@ int mp_process_set_name(mp_process_t *p, const char *name)
     if (!p || !valid_name(name))
         return -EINVAL;
     pthread_mutex_lock(&p->mu);
-    snprintf(p->name, sizeof p->name, "%s", name);
+    copy_str(p->name, sizeof p->name, name);
     pthread_mutex_unlock(&p->mu);
     return 0;
 }
