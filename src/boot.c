@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -372,8 +373,12 @@ __attribute__((constructor)) static void mp__boot_ctor(void)
     const char *v = getenv("MPROC_BOOT");
     if (v) {
         int fd = atoi(v);
+        struct stat st;
         unsetenv("MPROC_BOOT");
-        boot_from_fd(fd);
+        /* Only a socket handed over by a parent is a boot channel; a stray
+         * variable in a normal run is ignored. */
+        if (fd > 2 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+            boot_from_fd(fd);
     }
     v = getenv("MPROC_FORKSERVER");
     if (v) {
