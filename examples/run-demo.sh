@@ -16,6 +16,15 @@ proc_isolation|进程之间数据相互隔离
 proc_daemon|守护进程
 proc_zombie_orphan|僵尸进程与孤儿进程
 proc_terminate|进程对象及其他方法
+sync_tickets|互斥锁: 抢票
+sync_ktv|信号量: KTV
+sync_toilet|信号量: 厕所
+sync_traffic_light|事件: 红绿灯
+thread_basics|开启线程的两种方式
+thread_shared|线程之间数据共享
+thread_daemon|守护线程
+thread_info|线程对象及其他方法
+thread_mutex|线程互斥锁
 '
 
 build=${1:?usage: run-demo.sh BUILD_DIR [fork|spawn|forkserver]}

@@ -12,8 +12,16 @@
  *   argument, so it works under every start method (a forkserver child does
  *   not inherit the parent's descriptors).
  *
- * Header-only; uses libc and the public mproc API. Not thread-safe (the
- * stories are single-threaded). */
+ * - story_pipe_*: a pipe on which children (processes or threads) report
+ *   what they do, in small records, so that the parent can check a claim
+ *   about all of them (how many were inside at once). A process child gets
+ *   the write end by number (mp_process_opts_t.pass_fds).
+ * - story_witness: run this program again in a "role", with its stdout
+ *   captured, for the stories whose claim is about how a program ends.
+ *
+ * Header-only; uses libc and the public mproc API. story_fail, story_sleep,
+ * story_now and story_pipe_send may be called from any thread; the others
+ * belong to the main thread. */
 #ifndef MPROC_STORY_H
 #define MPROC_STORY_H
 
@@ -22,11 +30,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,6 +115,17 @@ static inline int story_fifo_make(const story_fifo_t *f, const char *name,
     if (snprintf(path, STORY_PATH_MAX, "%s/%s", f->dir, name) >= STORY_PATH_MAX)
         return -ENAMETOOLONG;
     return mkfifo(path, 0600) == 0 ? 0 : -errno;
+}
+
+/* story_fifo_path writes the path of a file `name` in f's directory to path
+ * (STORY_PATH_MAX bytes), for stories that keep ordinary files there.
+ * Returns 0 or -ENAMETOOLONG. */
+static inline int story_fifo_path(const story_fifo_t *f, const char *name,
+                                  char path[STORY_PATH_MAX])
+{
+    if (snprintf(path, STORY_PATH_MAX, "%s/%s", f->dir, name) >= STORY_PATH_MAX)
+        return -ENAMETOOLONG;
+    return 0;
 }
 
 /* story_fifo_remove deletes the named pipes listed (NULL-terminated) and the
@@ -188,6 +210,168 @@ static inline int story_fifo_say(const char *path, const char *msg)
 static inline const char *story_bool(int flag)
 {
     return flag ? "True" : "False";
+}
+
+/* ---- reports from children ---------------------------------------------- */
+
+/* story_pipe_t: a pipe; children write fixed-size records of at most
+ * PIPE_BUF bytes on wr (each write is atomic, so records of several writers
+ * never mix) and the parent reads them from rd in the order they were
+ * written. Both ends are close-on-exec: a spawn or forkserver child gets wr
+ * only through pass_fds. */
+typedef struct {
+    int rd;
+    int wr;
+} story_pipe_t;
+
+/* story_pipe_open makes the pipe. Returns 0 or -errno. */
+static inline int story_pipe_open(story_pipe_t *p)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    p->rd = fds[0];
+    p->wr = fds[1];
+    return 0;
+}
+
+/* story_pipe_close closes both ends (those still open). */
+static inline void story_pipe_close(story_pipe_t *p)
+{
+    if (p->rd >= 0)
+        close(p->rd);
+    if (p->wr >= 0)
+        close(p->wr);
+    p->rd = p->wr = -1;
+}
+
+/* story_pipe_send writes one record of len bytes (len <= PIPE_BUF) on fd.
+ * Returns 0 or -errno. */
+static inline int story_pipe_send(int fd, const void *rec, size_t len)
+{
+    ssize_t put;
+    while ((put = write(fd, rec, len)) < 0 && errno == EINTR)
+        ;
+    return put == (ssize_t)len ? 0 : (put < 0 ? -errno : -EIO);
+}
+
+/* story_pipe_recv reads one record of len bytes from fd, waiting until
+ * deadline (a story_now() time). Returns 0, -ETIMEDOUT, MP_EEOF when every
+ * writer is gone, or -errno. */
+static inline int story_pipe_recv(int fd, void *rec, size_t len, double deadline)
+{
+    size_t got = 0;
+    while (got < len) {
+        double left = deadline - story_now();
+        if (left <= 0)
+            return -ETIMEDOUT;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int n = poll(&pfd, 1, (int)(left * 1000) + 1);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n <= 0)
+            continue;
+        ssize_t r = read(fd, (char *)rec + got, len - got);
+        if (r < 0 && errno != EINTR && errno != EAGAIN)
+            return -errno;
+        if (r == 0)
+            return MP_EEOF;
+        if (r > 0)
+            got += (size_t)r;
+    }
+    return 0;
+}
+
+/* ---- a witness of the program's end ------------------------------------ */
+
+/* STORY_ROLE_ENV names the role in which story_witness runs the program. */
+#define STORY_ROLE_ENV "MPROC_STORY_ROLE"
+
+/* story_role returns the role this program was run in by story_witness, or
+ * NULL when it was run by hand. */
+static inline const char *story_role(void)
+{
+    return getenv(STORY_ROLE_ENV);
+}
+
+/* story_witness runs this program again (with the same start method
+ * argument) in the given role, its stdout going into a pipe; relays what it
+ * prints to our stdout and keeps it in transcript (NUL-terminated, at most
+ * cap - 1 bytes) until the pipe ends, which happens when every process
+ * holding it has ended; then waits for the program and stores its wait
+ * status in *status. Gives up after timeout seconds (killing the program).
+ * Returns 0, -ETIMEDOUT, or -errno. A program cannot watch its own end:
+ * this is how a story checks what happens after main returns. */
+static inline int story_witness(int argc, char **argv, const char *role,
+                                char *transcript, size_t cap, double timeout,
+                                int *status)
+{
+    int fds[2];
+    pid_t pid;
+    size_t len = 0;
+    int rc = 0;
+
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+    char *args[] = { argv[0], argc > 1 ? argv[1] : NULL, NULL };
+    setenv(STORY_ROLE_ENV, role, 1);
+    int err = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, args, environ);
+    unsetenv(STORY_ROLE_ENV);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    if (err != 0) {
+        close(fds[0]);
+        return -err;
+    }
+
+    double deadline = story_now() + timeout;
+    for (;;) {
+        double left = deadline - story_now();
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+        if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+            continue;
+        ssize_t got = read(fds[0], transcript + len, cap - 1 - len);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        fwrite(transcript + len, 1, (size_t)got, stdout);
+        fflush(stdout);
+        len += (size_t)got;
+        if (len == cap - 1)
+            break;
+    }
+    transcript[len] = '\0';
+    close(fds[0]);
+
+    /* The pipe ends as the program closes its descriptors, a moment before
+     * it can be waited for. */
+    pid_t done;
+    while ((done = waitpid(pid, status, WNOHANG)) == 0 && story_now() < deadline + 5.0)
+        story_sleep(0.005);
+    if (done != pid) {
+        kill(pid, SIGKILL);
+        waitpid(pid, status, 0);
+        rc = -ETIMEDOUT;
+    }
+    return rc;
+}
+
+/* story_count returns how many times needle occurs in hay. */
+static inline int story_count(const char *hay, const char *needle)
+{
+    int n = 0;
+    size_t len = strlen(needle);
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += len)
+        n++;
+    return n;
 }
 
 #endif

@@ -17,6 +17,8 @@ extern "C" {
 
 #include "mproc/common.h"
 #include "mproc/process.h"
+#include "mproc/thread.h"
+#include "mproc/sync.h"
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <linux/close_range.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,7 +122,8 @@ static void put(wbuf *w, const void *p, size_t n)
         w->buf = nb;
         w->cap = cap;
     }
-    memcpy(w->buf + w->len, p, n);
+    if (n)
+        memcpy(w->buf + w->len, p, n);
     w->len += n;
 }
 
@@ -424,6 +426,9 @@ int mp__exec_self(const char *envvar, const int *keep, int nkeep, pid_t *out)
     pid_t pid = mp__sys_fork();
     if (pid == 0) {
         close(ep[0]);
+        /* The child holds its stdio and the kept descriptors, nothing else
+         * (descriptors the program opened without O_CLOEXEC included). */
+        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         for (int i = 0; i < nkeep; i++)
             if (keep[i] >= 0)
                 set_cloexec(keep[i], 0);

@@ -93,6 +93,11 @@ MP_HIDDEN void mp__become_child(const char *name, const char *ident, int daemon,
 /* mp__child_exit flushes stdio, runs the exit semantics (terminate daemonic
  * children, join the others) and _exits with code. */
 MP_HIDDEN _Noreturn void mp__child_exit(int code);
+/* mp__exit_register installs, once per process, the exit handler: wait for
+ * non-daemonic threads, terminate daemonic children, join the others. */
+MP_HIDDEN void mp__exit_register(void);
+/* thread.c: wait for every non-daemonic thread but the caller. */
+MP_HIDDEN void mp__threads_shutdown(void);
 /* mp__alive_read returns the read end of this process's alive pipe (whose
  * write end only this process holds), creating it on first use. */
 MP_HIDDEN int mp__alive_read(void);

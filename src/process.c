@@ -507,14 +507,17 @@ static void shutdown_children(void)
     free(v);
 }
 
+/* As Python: first the non-daemonic threads (threading._shutdown), then the
+ * children (multiprocessing's _exit_function). */
 static void exit_handler(void)
 {
+    mp__threads_shutdown();
     shutdown_children();
     mp__forkserver_stop();
     fflush(NULL);
 }
 
-static void ensure_atexit(void)
+void mp__exit_register(void)
 {
     pthread_mutex_lock(&S.mu);
     int need = !S.atexit_set;
@@ -526,6 +529,7 @@ static void ensure_atexit(void)
 
 _Noreturn void mp__child_exit(int code)
 {
+    mp__threads_shutdown();
     shutdown_children();
     mp__forkserver_stop();
     fflush(NULL);
@@ -600,7 +604,7 @@ int mp_process_start(mp_process_t *p)
         rc = MP_ESTARTED;
         goto out;
     }
-    ensure_atexit();
+    mp__exit_register();
     /* Flush what the parent buffered, so the child cannot print it again. */
     flush_std_streams();
     mp_start_method_t m = p->method ? p->method : mp_get_start_method();
@@ -755,6 +759,8 @@ int mp_process_exitcode(mp_process_t *p, int *code)
         return MP_ERUNNING;
     if (p->state == ST_NEW)
         return MP_ENOTSTARTED;
+    if (p->state == ST_CLOSED)
+        return MP_ECLOSED;
     if (p->state == ST_STARTED && !poll_reap(p))
         return MP_ERUNNING;
     pthread_mutex_lock(&p->mu);

@@ -55,6 +55,45 @@ MP_HIDDEN int mp__futex_wait(const uint32_t *addr, uint32_t val, mp__deadline_t 
  * the number woken (>= 0). */
 MP_HIDDEN int mp__futex_wake(const uint32_t *addr, int n);
 
+/* ---- robust futex locks ---------------------------------------------------- */
+
+/* mp__robust_t is an owned lock word in shared memory that the kernel frees
+ * when its owner dies. The word holds the owner's TID, FUTEX_WAITERS and
+ * FUTEX_OWNER_DIED (the kernel's robust-futex protocol); the entry is linked
+ * into the calling thread's robust list (the one glibc registers with
+ * set_robust_list, whose layout and futex offset we match and check at run
+ * time), with the list_op_pending slot covering the moments between the word
+ * and the list. Must be in memory mapped MAP_SHARED; 8-byte aligned; zero is
+ * unlocked. */
+typedef struct {
+    uint32_t word;
+    uint32_t spare[5];
+    void *prev; /* robust-list links, at glibc's offsets from the word */
+    void *next;
+} mp__robust_t;
+
+/* mp__robust_lock takes m for the calling thread.
+ * Returns 0; -EOWNERDEAD (taken; the previous owner died holding it);
+ * -ETIMEDOUT at deadline d; -EDEADLK if the calling thread holds it;
+ * -ENOTSUP if this thread has no robust list we can share. */
+MP_HIDDEN int mp__robust_lock(mp__robust_t *m, mp__deadline_t d);
+
+/* mp__robust_unlock releases m. Returns 0, or -EPERM if the caller does not
+ * hold it. */
+MP_HIDDEN int mp__robust_unlock(mp__robust_t *m);
+
+/* mp__robust_owned: 1 if the calling thread holds m; mp__robust_held: 1 if
+ * anyone does. */
+MP_HIDDEN int mp__robust_owned(const mp__robust_t *m);
+MP_HIDDEN int mp__robust_held(const mp__robust_t *m);
+
+/* mp__gettid returns the calling thread's kernel id (cached per thread). */
+MP_HIDDEN pid_t mp__gettid(void);
+
+/* mp__tid_alive tells whether a thread with that kernel id exists (0 when it
+ * certainly does not; a reused id reads as alive). */
+MP_HIDDEN int mp__tid_alive(pid_t tid);
+
 /* ---- processes ---------------------------------------------------------- */
 
 /* mp__pidfd_open returns a pidfd (close-on-exec) for pid, or -errno. */

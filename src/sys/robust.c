@@ -1,0 +1,213 @@
+/* robust.c: owned lock words that survive their owner's death.
+ *
+ * The kernel's robust-futex protocol: the lock word holds the owner's TID;
+ * each thread registers one list of the locks it holds (set_robust_list);
+ * when a thread dies the kernel walks its list and, for every word still
+ * holding the dead TID, sets FUTEX_OWNER_DIED, clears the TID and wakes a
+ * waiter. glibc registers that list for every thread it starts (its robust
+ * pthread mutexes live on it), and a thread has only one, so our locks share
+ * it: an entry is a {prev, next} pair placed exactly where glibc places it
+ * relative to the lock word (the futex offset read from the list head), and
+ * insertion and removal follow glibc's doubly linked discipline, so glibc's
+ * own robust mutexes and ours can interleave on the list. The list is only
+ * ever touched by its own thread. list_op_pending covers the instants
+ * between changing the word and changing the list (musl and glibc do the
+ * same).
+ *
+ * Waiters: a locker that finds the word taken sets FUTEX_WAITERS and sleeps
+ * on the word; a locker that slept keeps FUTEX_WAITERS when it wins, so the
+ * next unlock wakes the next sleeper.
+ * MT-safe: yes. Fork-safe: yes (glibc re-registers the child's list; the
+ * cached head address stays valid since the thread's TCB is at the same
+ * address in the child). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "platform.h"
+
+struct robust_head {
+    void *list;
+    long futex_offset;
+    void *list_op_pending;
+};
+
+/* initial-exec: the library is position-independent, and the default TLS
+ * model would make every lock and unlock call __tls_get_addr. */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+static TLS pid_t my_tid;
+static TLS struct robust_head *my_head;
+static TLS int head_state; /* 0 unknown, 1 usable, -1 unusable */
+
+/* The entry is the address of `next`; the word sits futex_offset from it. */
+#define ENTRY(m) ((void *)&(m)->next)
+#define WORD_OFFSET ((long)offsetof(mp__robust_t, word) - (long)offsetof(mp__robust_t, next))
+
+pid_t mp__gettid(void)
+{
+    if (!my_tid)
+        my_tid = (pid_t)syscall(SYS_gettid);
+    return my_tid;
+}
+
+int mp__tid_alive(pid_t tid)
+{
+    if (kill(tid, 0) < 0 && errno == ESRCH)
+        return 0;
+    /* A zombie (killed, not yet reaped) still answers kill(0). */
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno != ENOENT;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
+static struct robust_head *head_slow(void)
+{
+    if (head_state == 0) {
+        struct robust_head *h = NULL;
+        size_t len = 0;
+        head_state = -1;
+        if (syscall(SYS_get_robust_list, 0, &h, &len) == 0 && h &&
+            len == sizeof(struct robust_head) && h->futex_offset == WORD_OFFSET) {
+            my_head = h;
+            head_state = 1;
+        }
+    }
+    return head_state > 0 ? my_head : NULL;
+}
+
+static inline __attribute__((always_inline)) struct robust_head *head(void)
+{
+    if (__builtin_expect(head_state > 0, 1))
+        return my_head;
+    return head_slow();
+}
+
+/* After fork the child is a new thread with a new TID. */
+static void reset_tid(void) { my_tid = 0; }
+__attribute__((constructor)) static void robust_init(void)
+{
+    pthread_atfork(NULL, NULL, reset_tid);
+}
+
+/* A node is the {prev, next} pair; links point at the `next` field of the
+ * neighbour (or at the head's `list` field, which plays that role). */
+#define NODE_OF(link) ((void **)(((uintptr_t)(link) & ~(uintptr_t)1) - sizeof(void *)))
+
+static inline void enqueue(struct robust_head *h, mp__robust_t *m)
+{
+    void *first = h->list;
+    void **first_node = NODE_OF(first);
+    first_node[0] = ENTRY(m); /* first->prev = &m->next */
+    m->next = first;
+    m->prev = (void *)&h->list;
+    atomic_signal_fence(memory_order_seq_cst);
+    h->list = ENTRY(m);
+}
+
+/* m's own links are left as they are: the kernel reaches entries only
+ * through the list, and the next enqueue overwrites them. */
+static inline void dequeue(mp__robust_t *m)
+{
+    void **next_node = NODE_OF(m->next);
+    void **prev_node = NODE_OF(m->prev);
+    next_node[0] = m->prev;
+    prev_node[1] = m->next;
+}
+
+int mp__robust_lock(mp__robust_t *m, mp__deadline_t d)
+{
+    struct robust_head *h = head();
+    if (!h)
+        return -ENOTSUP;
+    uint32_t tid = (uint32_t)mp__gettid();
+    _Atomic uint32_t *w = (_Atomic uint32_t *)&m->word;
+    uint32_t v = 0, keep = 0;
+
+    /* list_op_pending names m until the next list operation: if we die
+     * between the word and the list, the kernel still finds m. Leaving it
+     * set after the enqueue is harmless (the kernel handles an entry that is
+     * both listed and pending once, and only while the word holds our TID),
+     * and saves a store on the fast path; unlock clears it. */
+    h->list_op_pending = ENTRY(m);
+    atomic_signal_fence(memory_order_seq_cst);
+    /* Fast path: free and never contended. */
+    if (__builtin_expect(atomic_compare_exchange_strong_explicit(
+                             w, &v, tid, memory_order_acquire, memory_order_relaxed), 1)) {
+        enqueue(h, m);
+        return 0;
+    }
+    for (;;) {
+        if ((v & FUTEX_TID_MASK) == 0) {
+            uint32_t nv = tid | keep | (v & FUTEX_WAITERS);
+            if (atomic_compare_exchange_strong_explicit(w, &v, nv, memory_order_acquire,
+                                                        memory_order_relaxed)) {
+                enqueue(h, m);
+                return (v & FUTEX_OWNER_DIED) ? -EOWNERDEAD : 0;
+            }
+            continue;
+        }
+        if ((v & FUTEX_TID_MASK) == tid) {
+            h->list_op_pending = NULL;
+            return -EDEADLK;
+        }
+        if (!(v & FUTEX_WAITERS)) {
+            uint32_t nv = v | FUTEX_WAITERS;
+            if (!atomic_compare_exchange_strong(w, &v, nv))
+                continue;
+            v = nv;
+        }
+        int r = mp__futex_wait(&m->word, v, d);
+        if (r == -ETIMEDOUT) {
+            h->list_op_pending = NULL;
+            return r;
+        }
+        keep = FUTEX_WAITERS; /* others may sleep too: the next unlock wakes them */
+        v = atomic_load(w);
+    }
+}
+
+int mp__robust_unlock(mp__robust_t *m)
+{
+    _Atomic uint32_t *w = (_Atomic uint32_t *)&m->word;
+    uint32_t tid = (uint32_t)mp__gettid();
+    if ((atomic_load_explicit(w, memory_order_relaxed) & FUTEX_TID_MASK) != tid)
+        return -EPERM;
+    struct robust_head *h = head();
+    h->list_op_pending = ENTRY(m);
+    atomic_signal_fence(memory_order_seq_cst);
+    dequeue(m);
+    uint32_t v = atomic_exchange_explicit(w, 0, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst);
+    h->list_op_pending = NULL;
+    if (v & FUTEX_WAITERS)
+        mp__futex_wake(&m->word, 1);
+    return 0;
+}
+
+int mp__robust_owned(const mp__robust_t *m)
+{
+    uint32_t v = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
+    return (v & FUTEX_TID_MASK) == (uint32_t)mp__gettid();
+}
+
+int mp__robust_held(const mp__robust_t *m)
+{
+    return (__atomic_load_n(&m->word, __ATOMIC_RELAXED) & FUTEX_TID_MASK) != 0;
+}
