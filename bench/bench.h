@@ -93,4 +93,13 @@ int mpb_process_mproc_round(const mpb_round_t *r, double *value);
 int mpb_process_raw_fork_round(const mpb_round_t *r, double *value);
 int mpb_process_raw_spawn_round(const mpb_round_t *r, double *value);
 
+/* The sync cases (bench_sync.c): lock_uncontended, lock_contended,
+ * event_pingpong, barrier_rounds; param is unused. */
+int mpb_lock_uncontended_mproc_round(const mpb_round_t *r, double *value);
+int mpb_lock_uncontended_raw_round(const mpb_round_t *r, double *value);
+int mpb_lock_contended_mproc_round(const mpb_round_t *r, double *value);
+int mpb_lock_contended_raw_round(const mpb_round_t *r, double *value);
+int mpb_event_pingpong_mproc_round(const mpb_round_t *r, double *value);
+int mpb_barrier_rounds_mproc_round(const mpb_round_t *r, double *value);
+
 #endif

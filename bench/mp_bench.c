@@ -77,6 +77,36 @@ static const mpb_case_t cases[] = {
             {.name = "raw", .round = mpb_process_raw_fork_round},
         },
     },
+    {
+        .name = "lock_uncontended", .unit = "ops/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_lock_uncontended_mproc_round},
+        .peers = {
+            PY_PEER("sync.py", "--case", "lock_uncontended"),
+            {.name = "raw", .round = mpb_lock_uncontended_raw_round},
+        },
+    },
+    {
+        .name = "lock_contended", .unit = "ops/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_lock_contended_mproc_round},
+        .peers = {
+            PY_PEER("sync.py", "--case", "lock_contended"),
+            {.name = "raw", .round = mpb_lock_contended_raw_round},
+        },
+    },
+    {
+        .name = "event_pingpong", .unit = "trips/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_event_pingpong_mproc_round},
+        .peers = {
+            PY_PEER("sync.py", "--case", "event_pingpong"),
+        },
+    },
+    {
+        .name = "barrier_rounds", .unit = "rounds/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_barrier_rounds_mproc_round},
+        .peers = {
+            PY_PEER("sync.py", "--case", "barrier_rounds"),
+        },
+    },
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

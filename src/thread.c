@@ -18,6 +18,14 @@
 
 #include "internal.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+/* A daemonic thread still running at exit keeps its record, on purpose. */
+#define KEEP_AT_EXIT(p) __lsan_ignore_object(p)
+#else
+#define KEEP_AT_EXIT(p) ((void)(p))
+#endif
+
 enum { T_USER, T_MAIN, T_DUMMY };
 enum { TS_NEW, TS_RUNNING, TS_DONE };
 
@@ -225,6 +233,7 @@ static void *trampoline(void *p)
 {
     struct mp_thread *t = p;
     self = t;
+    KEEP_AT_EXIT(t);
     pthread_mutex_lock(&t->mu);
     t->tid = mp__gettid();
     pthread_cond_broadcast(&t->cv); /* start() waits for this, as Python's */
