@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -368,6 +369,21 @@ static _Noreturn void boot_from_fd(int fd)
     mp__child_main(b);
 }
 
+/* A re-executed program's command name is "exe" (from /proc/self/exe): give
+ * it the program's name back, so ps and top show what runs. */
+static void name_self(const char *name)
+{
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    char comm[16];
+    size_t n = strlen(base);
+    if (n > 15)
+        n = 15;
+    memcpy(comm, base, n);
+    comm[n] = 0;
+    prctl(PR_SET_NAME, comm);
+}
+
 /* Runs before main in every program linked with mproc. Outside a child being
  * bootstrapped, it only looks at two environment variables. */
 __attribute__((constructor)) static void mp__boot_ctor(void)
@@ -379,14 +395,17 @@ __attribute__((constructor)) static void mp__boot_ctor(void)
         unsetenv("MPROC_BOOT");
         /* Only a socket handed over by a parent is a boot channel; a stray
          * variable in a normal run is ignored. */
-        if (fd > 2 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
+        if (fd > 2 && fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            name_self(program_invocation_name);
             boot_from_fd(fd);
+        }
     }
     v = getenv("MPROC_FORKSERVER");
     if (v) {
         char spec[512];
         snprintf(spec, sizeof spec, "%s", v);
         unsetenv("MPROC_FORKSERVER");
+        name_self("mp-forkserver");
         mp__forkserver_main(spec);
     }
 }
