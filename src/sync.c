@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -59,6 +60,7 @@ struct mp_sem {
  * notify(n) wakes exactly the n oldest waiters. */
 typedef struct cwaiter {
     _Atomic uint32_t notified;
+    int32_t tid, pid; /* who waits: notify skips waiters that died */
     struct cwaiter *prev, *next;
 } cwaiter_t;
 
@@ -82,6 +84,8 @@ struct mp_barrier {
     hdr_t h;
     mp__robust_t guard;
     _Atomic uint32_t seq; /* bumped on every state change: waiters sleep on it */
+    _Atomic uint32_t sleepers;
+    uint32_t woken_seq;   /* seq when sleepers were last woken (guard) */
     int32_t parties;
     int32_t count;
     int32_t state;
@@ -93,7 +97,9 @@ struct mp_barrier {
     int32_t data[];       /* parties slots: TIDs of the parties inside wait */
 };
 
-#define BAR_ARG(b) ((unsigned char *)(b)->data + (b)->arg_off)
+/* The argument sits 16-byte aligned from the object's (16-aligned) start,
+ * so an action may use it as the struct it was copied from. */
+#define BAR_ARG(b) ((unsigned char *)(b) + (b)->arg_off)
 
 static void *obj_new(size_t size, uint32_t kind)
 {
@@ -496,6 +502,8 @@ static int cond_wait_locked(mp_cond_t *c, mp__deadline_t d)
     cwaiter_t *w = mp__arena_alloc(sizeof *w);
     if (!w)
         return -ENOMEM;
+    w->tid = mp__gettid();
+    w->pid = getpid();
     w->prev = c->tail;
     if (c->tail)
         c->tail->next = w;
@@ -565,11 +573,19 @@ int mp_cond_notify(mp_cond_t *c, int n)
         return -EPERM;
     /* The n oldest waiters leave the queue notified; each wakes on its own
      * word. The waiter frees its node once it has the lock back. */
-    for (int i = 0; i < n && c->head; i++) {
+    pid_t me = getpid();
+    for (int i = 0; i < n && c->head;) {
         cwaiter_t *w = c->head;
         cq_remove(c, w);
+        /* A waiter that died (its process killed) would swallow the
+         * notification: skip it and free its node, which it cannot. */
+        if (!(w->pid == me ? mp__tid_alive(w->tid) : mp__tid_alive(w->pid) && mp__tid_alive(w->tid))) {
+            mp__arena_free(w);
+            continue;
+        }
         atomic_store(&w->notified, 1);
         mp__futex_wake((uint32_t *)&w->notified, 1);
+        i++;
     }
     return 0;
 }
@@ -604,11 +620,12 @@ int mp_barrier_new(mp_barrier_t **out, int parties, mp_barrier_action_fn action,
     }
     if ((size_t)parties > (SIZE_MAX - arg_len - sizeof(mp_barrier_t)) / sizeof(int32_t))
         return -EINVAL;
-    mp_barrier_t *b = obj_new(sizeof *b + (size_t)parties * sizeof(int32_t) + arg_len, K_BARRIER);
+    mp_barrier_t *b = obj_new(sizeof *b + (size_t)parties * sizeof(int32_t) + 16 + arg_len, K_BARRIER);
     if (!b)
         return -ENOMEM;
     b->parties = parties;
-    b->arg_off = (uint32_t)((size_t)parties * sizeof(int32_t));
+    b->arg_off = (uint32_t)((offsetof(mp_barrier_t, data) + (size_t)parties * sizeof(int32_t) + 15) &
+                            ~(size_t)15);
     b->timeout = timeout;
     if (action) {
         strcpy(b->module, module);
@@ -631,24 +648,54 @@ static void bar_lock(mp_barrier_t *b)
     if (r == -EOWNERDEAD) {
         b->state = B_BROKEN;
         atomic_fetch_add(&b->seq, 1);
-        mp__futex_wake((uint32_t *)&b->seq, INT32_MAX);
     }
 }
 
+/* A state change bumps seq under the guard; the sleepers are woken after
+ * the guard is released (bar_unlock), so that they do not wake only to
+ * block on the guard (measured: 3.3 context switches per round instead of
+ * 2 when waking under the lock). */
 static void bar_changed(mp_barrier_t *b)
 {
     atomic_fetch_add(&b->seq, 1);
-    mp__futex_wake((uint32_t *)&b->seq, INT32_MAX);
 }
 
-/* Sleeps (guard released) until the state moves on or d. */
+static void bar_unlock(mp_barrier_t *b)
+{
+    uint32_t s = atomic_load(&b->seq);
+    int wake = s != b->woken_seq;
+    b->woken_seq = s;
+    mp__robust_unlock(&b->guard);
+    if (wake && atomic_load(&b->sleepers))
+        mp__futex_wake((uint32_t *)&b->seq, INT32_MAX);
+}
+
+static void bar_purge(mp_barrier_t *b);
+
+/* Sleeps (guard released) until the state moves on or d. Sleeps in slices
+ * of a second: after each, parties that died inside the barrier are
+ * forgotten (bar_purge), so they cannot hold the others forever. */
 static int bar_sleep(mp_barrier_t *b, mp__deadline_t d)
 {
     uint32_t seq = atomic_load(&b->seq);
-    mp__robust_unlock(&b->guard);
+    bar_unlock(b);
     int r = 0;
-    while (atomic_load(&b->seq) == seq && r != -ETIMEDOUT)
-        r = mp__futex_wait((uint32_t *)&b->seq, seq, d);
+    while (atomic_load(&b->seq) == seq) {
+        mp__deadline_t slice = mp__now_ns() + 1000000000LL;
+        if (slice > d)
+            slice = d;
+        atomic_fetch_add(&b->sleepers, 1);
+        r = mp__futex_wait((uint32_t *)&b->seq, seq, slice);
+        atomic_fetch_sub(&b->sleepers, 1);
+        if (r == -ETIMEDOUT) {
+            if (slice == d)
+                break;
+            bar_lock(b);
+            bar_purge(b);
+            bar_unlock(b);
+            r = 0;
+        }
+    }
     bar_lock(b);
     return r == -ETIMEDOUT ? r : 0;
 }
@@ -717,9 +764,6 @@ int mp_barrier_wait(mp_barrier_t *b, double timeout)
     bar_lock(b);
     /* Wait for the previous round to drain or the reset to finish. */
     while (b->state == B_DRAINING || b->state == B_RESETTING) {
-        bar_purge(b);
-        if (b->state != B_DRAINING && b->state != B_RESETTING)
-            break;
         if (bar_sleep(b, d) == -ETIMEDOUT &&
             (b->state == B_DRAINING || b->state == B_RESETTING)) {
             bar_break(b);
@@ -727,7 +771,7 @@ int mp_barrier_wait(mp_barrier_t *b, double timeout)
         }
     }
     if (b->state == B_BROKEN) {
-        mp__robust_unlock(&b->guard);
+        bar_unlock(b);
         return MP_EBROKEN;
     }
     int slot = bar_enter(b);
@@ -757,7 +801,7 @@ int mp_barrier_wait(mp_barrier_t *b, double timeout)
             rc = MP_EBROKEN;
     }
     bar_exit(b, slot);
-    mp__robust_unlock(&b->guard);
+    bar_unlock(b);
     return rc;
 }
 
@@ -767,7 +811,7 @@ int mp_barrier_abort(mp_barrier_t *b)
         return -EINVAL;
     bar_lock(b);
     bar_break(b);
-    mp__robust_unlock(&b->guard);
+    bar_unlock(b);
     return 0;
 }
 
@@ -786,7 +830,7 @@ int mp_barrier_reset(mp_barrier_t *b)
         b->state = B_FILLING;
     }
     bar_changed(b);
-    mp__robust_unlock(&b->guard);
+    bar_unlock(b);
     return 0;
 }
 
@@ -801,7 +845,7 @@ int mp_barrier_n_waiting(mp_barrier_t *b)
         return -EINVAL;
     bar_lock(b);
     int n = b->state == B_FILLING ? b->count : 0;
-    mp__robust_unlock(&b->guard);
+    bar_unlock(b);
     return n;
 }
 

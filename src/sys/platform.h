@@ -67,7 +67,8 @@ MP_HIDDEN int mp__futex_wake(const uint32_t *addr, int n);
  * unlocked. */
 typedef struct {
     uint32_t word;
-    uint32_t spare[5];
+    uint32_t sleepers; /* lockers inside futex_wait: unlock wakes only if any */
+    uint32_t spare[4];
     void *prev; /* robust-list links, at glibc's offsets from the word */
     void *next;
 } mp__robust_t;
