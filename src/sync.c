@@ -101,6 +101,28 @@ struct mp_barrier {
  * so an action may use it as the struct it was copied from. */
 #define BAR_ARG(b) ((unsigned char *)(b) + (b)->arg_off)
 
+/* spin_until waits a few microseconds for *w to differ from v before a
+ * caller goes to sleep on it, when this process may run on more than one
+ * CPU: a wake-up across CPUs costs tens of microseconds, and in hand-offs
+ * (Event ping-pong, Barrier rounds) the other side usually answers sooner.
+ * Pinned to one CPU, spinning would only steal the other side's time, so
+ * it is skipped. Returns 1 if the word changed. */
+static int multi_cpu = -1;
+
+static int spin_until(const _Atomic uint32_t *w, uint32_t v)
+{
+    if (multi_cpu < 0)
+        multi_cpu = mp_cpu_count() > 1;
+    if (!multi_cpu)
+        return 0;
+    for (int i = 0; i < 200; i++) {
+        if (atomic_load_explicit(w, memory_order_acquire) != v)
+            return 1;
+        mp__cpu_relax();
+    }
+    return 0;
+}
+
 static void *obj_new(size_t size, uint32_t kind)
 {
     hdr_t *h = mp__arena_alloc(size);
@@ -427,6 +449,8 @@ int mp_event_wait(mp_event_t *e, double timeout)
     if (!obj_ok(e, K_EVENT) || deadline_of(timeout, &d) < 0)
         return -EINVAL;
     uint32_t v0 = atomic_load(&e->flag), v = v0;
+    if (!(v & 1) && spin_until(&e->flag, v))
+        v = atomic_load(&e->flag);
     while (!(v & 1) && (v >> 1) == (v0 >> 1)) {
         atomic_fetch_add(&e->waiters, 1);
         int r = mp__futex_wait((uint32_t *)&e->flag, v, d);
@@ -680,6 +704,7 @@ static int bar_sleep(mp_barrier_t *b, mp__deadline_t d)
     uint32_t seq = atomic_load(&b->seq);
     bar_unlock(b);
     int r = 0;
+    spin_until(&b->seq, seq);
     while (atomic_load(&b->seq) == seq) {
         mp__deadline_t slice = mp__now_ns() + 1000000000LL;
         if (slice > d)

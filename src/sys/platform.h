@@ -55,6 +55,16 @@ MP_HIDDEN int mp__futex_wait(const uint32_t *addr, uint32_t val, mp__deadline_t 
  * the number woken (>= 0). */
 MP_HIDDEN int mp__futex_wake(const uint32_t *addr, int n);
 
+/* mp__cpu_relax tells the CPU the caller is spinning (x86 PAUSE). */
+static inline void mp__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* ---- robust futex locks ---------------------------------------------------- */
 
 /* mp__robust_t is an owned lock word in shared memory that the kernel frees
