@@ -97,6 +97,7 @@ int mpb_process_raw_spawn_round(const mpb_round_t *r, double *value);
  * event_pingpong, barrier_rounds; param is unused. */
 int mpb_lock_uncontended_mproc_round(const mpb_round_t *r, double *value);
 int mpb_lock_uncontended_raw_round(const mpb_round_t *r, double *value);
+int mpb_lock_uncontended_pshared_round(const mpb_round_t *r, double *value);
 int mpb_lock_contended_mproc_round(const mpb_round_t *r, double *value);
 int mpb_lock_contended_raw_round(const mpb_round_t *r, double *value);
 int mpb_event_pingpong_mproc_round(const mpb_round_t *r, double *value);

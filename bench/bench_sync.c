@@ -168,6 +168,32 @@ int mpb_lock_uncontended_raw_round(const mpb_round_t *r, double *value)
     return rc;
 }
 
+/* pshared= : the like-for-like peer of a lock shared between processes: a
+ * process-shared pthread mutex in MAP_SHARED memory. (glibc runs a private
+ * mutex in a single-threaded process without atomic instructions, which no
+ * lock shared between processes can do: raw= shows that bound.) */
+int mpb_lock_uncontended_pshared_round(const mpb_round_t *r, double *value)
+{
+    pthread_mutexattr_t a;
+    pthread_mutex_t *m = mmap(NULL, sizeof *m, PROT_READ | PROT_WRITE,
+                              MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    int rc = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc == 0) {
+        rc = mpb_rate_loop(r, raw_lock_op, m, 1, value);
+        pthread_mutex_destroy(m);
+        *value *= UNCONT_BATCH;
+    } else {
+        rc = -rc;
+    }
+    munmap(m, sizeof *m);
+    return rc;
+}
+
 /* ---- lock_contended ---------------------------------------------------------------- */
 
 /* contend_t is the round's shared memory: each hot field on its own line. */

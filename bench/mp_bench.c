@@ -83,6 +83,7 @@ static const mpb_case_t cases[] = {
         .peers = {
             PY_PEER("sync.py", "--case", "lock_uncontended"),
             {.name = "raw", .round = mpb_lock_uncontended_raw_round},
+            {.name = "pshared", .round = mpb_lock_uncontended_pshared_round},
         },
     },
     {
