@@ -5,6 +5,7 @@
  * mp_start_method_parse/name, so every case child starts from a process
  * that has not used it. */
 #include "mp_test.h"
+#include "sys/platform.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -901,4 +902,37 @@ const char *mp_test_codename(long long v)
     k ^= 1;
     snprintf(buf[k], sizeof buf[k], " (%s)", mp_strerror((int)v));
     return buf[k];
+}
+
+/* ---- words in shared memory ------------------------------------------------ */
+
+void mp_test_word_inc(uint32_t *w)
+{
+    __atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
+    mp__futex_wake(w, INT32_MAX);
+}
+
+void mp_test_word_store(uint32_t *w, uint32_t v)
+{
+    __atomic_store_n(w, v, __ATOMIC_SEQ_CST);
+    mp__futex_wake(w, INT32_MAX);
+}
+
+uint32_t mp_test_word_get(const uint32_t *w)
+{
+    return __atomic_load_n(w, __ATOMIC_SEQ_CST);
+}
+
+int mp_test_word_wait(uint32_t *w, uint32_t atleast, double timeout)
+{
+    mp__deadline_t d;
+    if (mp__deadline(timeout, &d) != 0)
+        return -EINVAL;
+    for (;;) {
+        uint32_t v = __atomic_load_n(w, __ATOMIC_SEQ_CST);
+        if (v >= atleast)
+            return 0;
+        if (mp__futex_wait(w, v, d) == -ETIMEDOUT)
+            return -ETIMEDOUT;
+    }
 }

@@ -208,4 +208,19 @@ ssize_t mp_test_read_full(int fd, void *buf, size_t len, double timeout);
  * once at start-up). */
 const char *mp_test_self_exe(void);
 
+
+/* ---- words in shared memory, for parties to meet without sleep guesses ---
+ * A word lives in memory every party maps (the arena, or MAP_SHARED); the
+ * writers wake every futex waiter on it. */
+
+/* mp_test_word_inc adds 1 to *w; mp_test_word_store sets it; both wake the
+ * waiters. mp_test_word_get reads it. */
+void mp_test_word_inc(uint32_t *w);
+void mp_test_word_store(uint32_t *w, uint32_t v);
+uint32_t mp_test_word_get(const uint32_t *w);
+
+/* mp_test_word_wait waits until *w >= atleast: 0, -ETIMEDOUT, or -EINVAL
+ * for a NaN timeout. */
+int mp_test_word_wait(uint32_t *w, uint32_t atleast, double timeout);
+
 #endif

@@ -76,34 +76,6 @@ static board_t *board_new(void)
     return b;
 }
 
-static void word_store(uint32_t *w, uint32_t v)
-{
-    __atomic_store_n(w, v, __ATOMIC_SEQ_CST);
-    mp__futex_wake(w, INT32_MAX);
-}
-
-static void word_inc(uint32_t *w)
-{
-    __atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
-    mp__futex_wake(w, INT32_MAX);
-}
-
-/* word_wait waits until *w >= atleast: 0, or -ETIMEDOUT. */
-static int word_wait(uint32_t *w, uint32_t atleast, double timeout)
-{
-    mp__deadline_t d;
-    if (mp__deadline(timeout, &d) != 0)
-        return -EINVAL;
-    for (;;) {
-        uint32_t v = __atomic_load_n(w, __ATOMIC_SEQ_CST);
-        if (v >= atleast)
-            return 0;
-        int rc = mp__futex_wait(w, v, d);
-        if (rc == -ETIMEDOUT)
-            return rc;
-    }
-}
-
 static void copy_str(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "(null)");
@@ -134,17 +106,17 @@ static int t_return(void *arg) { return ((targ_t *)arg)->code; }
 static int t_block(void *arg)
 {
     targ_t *a = arg;
-    word_inc(&a->b->ready);
-    word_wait(&a->b->go, 1, MP_FOREVER);
+    mp_test_word_inc(&a->b->ready);
+    mp_test_word_wait(&a->b->go, 1, MP_FOREVER);
     return a->code;
 }
 
 static int t_block_forever(void *arg)
 {
     targ_t *a = arg;
-    word_inc(&a->b->ready);
+    mp_test_word_inc(&a->b->ready);
     for (;;)
-        word_wait(&a->b->never, 1, MP_FOREVER);
+        mp_test_word_wait(&a->b->never, 1, MP_FOREVER);
     return 0;
 }
 
@@ -236,12 +208,12 @@ static int t_middle(void *arg)
         return 50;
     if (mp_process_start(x) != 0)
         return 51;
-    if (word_wait(&b->ready, 1, 120.0) != 0)
+    if (mp_test_word_wait(&b->ready, 1, 120.0) != 0)
         return 52;
     b->pid = mp_process_pid(x);
-    word_inc(&b->done);
+    mp_test_word_inc(&b->done);
     for (;;)
-        word_wait(&b->never, 1, MP_FOREVER);
+        mp_test_word_wait(&b->never, 1, MP_FOREVER);
     return 0;
 }
 
@@ -268,7 +240,7 @@ static int t_wait_sigusr1(void *arg)
     sigemptyset(&s);
     sigaddset(&s, SIGUSR1);
     sigprocmask(SIG_BLOCK, &s, NULL);
-    word_inc(&a->b->ready);
+    mp_test_word_inc(&a->b->ready);
     for (;;) {
         int sig = sigwaitinfo(&s, NULL);
         if (sig == SIGUSR1)
@@ -337,14 +309,14 @@ static int join_code(mp_process_t *p)
 
 static void wait_ready(board_t *b, uint32_t n)
 {
-    int rc = word_wait(&b->ready, n, MP_TEST_LONG);
+    int rc = mp_test_word_wait(&b->ready, n, MP_TEST_LONG);
     if (rc != 0)
         mp_test_fail("only %u of %u children became ready within %.0f s\n",
                      __atomic_load_n(&b->ready, __ATOMIC_SEQ_CST), n,
                      MP_TEST_LONG);
 }
 
-static void release(board_t *b) { word_store(&b->go, 1); }
+static void release(board_t *b) { mp_test_word_store(&b->go, 1); }
 
 /* not_our_zombie fails if pid is a zombie child of this process. */
 static void not_our_zombie(pid_t pid, const char *what)
@@ -944,7 +916,7 @@ static void daemon_dies_with_killed_parent(void **state)
     board_t *b = board_new();
     targ_t a = {b, 0, 0, 0};
     mp_process_t *m = start_child(t_middle, &a, NULL);
-    if (word_wait(&b->done, 1, MP_TEST_LONG) != 0) {
+    if (mp_test_word_wait(&b->done, 1, MP_TEST_LONG) != 0) {
         int code = 0;
         int rc = mp_process_exitcode(m, &code);
         mp_test_fail("the middle process never reported its daemon (exitcode "
@@ -1054,7 +1026,7 @@ static int helper_exit_semantics(int argc, char **argv)
     if (mp_process_new(&n, t_wait_sigusr1, &a, sizeof a, NULL) != 0 ||
         mp_process_start(n) != 0)
         return 6;
-    if (word_wait(&b->ready, 2, 120.0) != 0)
+    if (mp_test_word_wait(&b->ready, 2, 120.0) != 0)
         return 7;
     pid_t pids[2] = {mp_process_pid(d), mp_process_pid(n)};
     if (write(rep, pids, sizeof pids) != (ssize_t)sizeof pids)
@@ -1310,14 +1282,14 @@ static int t_watch_parent(void *arg)
     board_t *b = a->b;
     mp_process_t *par = mp_parent_process();
     b->rc = par ? mp_process_is_alive(par) : -100;
-    word_inc(&b->ready);
+    mp_test_word_inc(&b->ready);
     double end = mp_test_now() + 120.0;
     while (par && mp_process_is_alive(par) == 1 && mp_test_now() < end) {
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     b->rc2 = par ? mp_process_is_alive(par) : -100;
-    word_inc(&b->done);
+    mp_test_word_inc(&b->done);
     return 0;
 }
 
@@ -1330,12 +1302,12 @@ static int t_middle_nondaemon(void *arg)
     if (mp_process_new(&g, t_watch_parent, &ga, sizeof ga, NULL) != 0 ||
         mp_process_start(g) != 0)
         return 50;
-    if (word_wait(&b->ready, 1, 120.0) != 0)
+    if (mp_test_word_wait(&b->ready, 1, 120.0) != 0)
         return 52;
     b->pid = mp_process_pid(g);
-    word_inc(&b->ready);
+    mp_test_word_inc(&b->ready);
     for (;;)
-        word_wait(&b->never, 1, MP_FOREVER);
+        mp_test_word_wait(&b->never, 1, MP_FOREVER);
     return 0;
 }
 
@@ -1351,7 +1323,7 @@ static void parent_is_alive_after_kill(void **state)
     assert_true(g > 0);
     mp_assert_int(mp_process_kill(m), 0);
     mp_assert_int(join_code(m), -SIGKILL);
-    if (word_wait(&b->done, 1, MP_TEST_LONG) != 0) {
+    if (mp_test_word_wait(&b->done, 1, MP_TEST_LONG) != 0) {
         kill(g, SIGKILL);
         mp_test_fail("the grandchild never saw its parent die\n");
     }

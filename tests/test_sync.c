@@ -109,43 +109,10 @@ static void catch_sigusr1(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-static void word_inc(uint32_t *w)
-{
-    __atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
-    mp__futex_wake(w, INT32_MAX);
-}
-
-static void word_store(uint32_t *w, uint32_t v)
-{
-    __atomic_store_n(w, v, __ATOMIC_SEQ_CST);
-    mp__futex_wake(w, INT32_MAX);
-}
-
-static uint32_t word_get(const uint32_t *w)
-{
-    return __atomic_load_n(w, __ATOMIC_SEQ_CST);
-}
-
-/* word_wait waits until *w >= atleast: 0, or -ETIMEDOUT. */
-static int word_wait(uint32_t *w, uint32_t atleast, double timeout)
-{
-    mp__deadline_t d;
-    if (mp__deadline(timeout, &d) != 0)
-        return -EINVAL;
-    for (;;) {
-        uint32_t v = __atomic_load_n(w, __ATOMIC_SEQ_CST);
-        if (v >= atleast)
-            return 0;
-        int rc = mp__futex_wait(w, v, d);
-        if (rc == -ETIMEDOUT)
-            return rc;
-    }
-}
-
 static void block_forever(board_t *b)
 {
     for (;;)
-        word_wait(&b->never, 1, MP_FOREVER);
+        mp_test_word_wait(&b->never, 1, MP_FOREVER);
 }
 
 static void sleep_s(double s)
@@ -202,14 +169,14 @@ static int t_hold(void *arg)
         int rc = obj_acquire(a, CHILD_LONG);
         if (rc != 0) {
             b->rc[a->id] = rc;
-            word_inc(&b->held);
+            mp_test_word_inc(&b->held);
             return 10;
         }
     }
     b->rc[a->id] = 0;
     if (a->kind == OBJ_RLOCK)
         b->cnt[a->id] = mp_rlock_count(a->rlock);
-    word_inc(&b->held);
+    mp_test_word_inc(&b->held);
     switch (a->mode) {
     case HOLD_FOREVER:
         block_forever(b);
@@ -217,7 +184,7 @@ static int t_hold(void *arg)
     case HOLD_RETURN:
         return 0;
     default:
-        if (word_wait(&b->go, 1, CHILD_LONG) != 0)
+        if (mp_test_word_wait(&b->go, 1, CHILD_LONG) != 0)
             return 11;
         for (int i = 0; i < n; i++) {
             int rc = obj_release(a);
@@ -238,7 +205,7 @@ static int t_try(void *arg)
     targ_t *a = arg;
     board_t *b = a->b;
     b->tid[a->id] = my_tid();
-    word_inc(&b->ready);
+    mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
     int rc = obj_acquire(a, a->timeout);
     b->at[a->id] = mp_test_now();
@@ -246,9 +213,9 @@ static int t_try(void *arg)
     b->rc[a->id] = rc;
     if (a->kind == OBJ_RLOCK)
         b->cnt[a->id] = mp_rlock_count(a->rlock);
-    word_inc(&b->done);
+    mp_test_word_inc(&b->done);
     if (rc == 0 || rc == -EOWNERDEAD) {
-        if (a->mode == TRY_KEEP && word_wait(&b->go, 1, CHILD_LONG) != 0)
+        if (a->mode == TRY_KEEP && mp_test_word_wait(&b->go, 1, CHILD_LONG) != 0)
             return 21;
         int r = obj_release(a);
         b->rc2[a->id] = r;
@@ -265,8 +232,8 @@ static int t_incr(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    word_inc(&b->ready);
-    word_wait(&b->go, 1, CHILD_LONG);
+    mp_test_word_inc(&b->ready);
+    mp_test_word_wait(&b->go, 1, CHILD_LONG);
     for (int i = 0; i < a->n; i++) {
         int rc = obj_acquire(a, CHILD_LONG);
         if (rc != 0) {
@@ -292,8 +259,8 @@ static int t_sem_holders(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    word_inc(&b->ready);
-    word_wait(&b->go, 1, CHILD_LONG);
+    mp_test_word_inc(&b->ready);
+    mp_test_word_wait(&b->go, 1, CHILD_LONG);
     for (int i = 0; i < a->n; i++) {
         int rc = mp_sem_acquire(a->sem, CHILD_LONG);
         if (rc != 0) {
@@ -328,7 +295,7 @@ static int t_sem_two(void *arg)
     b->tid[a->id] = my_tid();
     int rc = mp_sem_acquire(a->sem, CHILD_LONG);
     b->rc2[a->id] = rc;
-    word_inc(&b->held);
+    mp_test_word_inc(&b->held);
     if (rc != 0)
         return 17;
     double t0 = mp_test_now();
@@ -336,7 +303,7 @@ static int t_sem_two(void *arg)
     b->at[a->id] = mp_test_now();
     b->el[a->id] = b->at[a->id] - t0;
     b->rc[a->id] = rc;
-    word_inc(&b->done);
+    mp_test_word_inc(&b->done);
     if (mp_sem_release(a->sem, rc == 0 ? 2 : 1) != 0)
         return 18;
     return 0;
@@ -359,11 +326,11 @@ static int t_cond_wait(void *arg)
                           : mp_cond_acquire(a->cond, CHILD_LONG);
         if (rc != 0) {
             b->rc[a->id] = rc;
-            word_inc(&b->waiting);
+            mp_test_word_inc(&b->waiting);
             return 23;
         }
     }
-    word_inc(&b->waiting);
+    mp_test_word_inc(&b->waiting);
     double t0 = mp_test_now();
     int rc = mp_cond_wait(a->cond, a->timeout);
     b->at[a->id] = mp_test_now();
@@ -371,7 +338,7 @@ static int t_cond_wait(void *arg)
     b->rc[a->id] = rc;
     if (a->rlock)
         b->cnt[a->id] = mp_rlock_count(a->rlock);
-    word_inc(&b->woken);
+    mp_test_word_inc(&b->woken);
     for (int i = 0; i < n; i++) {
         int r = mp_cond_release(a->cond);
         if (r != 0) {
@@ -423,7 +390,7 @@ static int t_event_wait(void *arg)
     targ_t *a = arg;
     board_t *b = a->b;
     b->tid[a->id] = my_tid();
-    word_inc(&b->ready);
+    mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
     int rc = mp_event_wait(a->ev, a->timeout);
     b->at[a->id] = mp_test_now();
@@ -431,7 +398,7 @@ static int t_event_wait(void *arg)
     b->rc[a->id] = rc;
     if (rc != 0)
         return 40;
-    if (word_get(&b->flag) != 1)
+    if (mp_test_word_get(&b->flag) != 1)
         return 41;
     return 0;
 }
@@ -463,7 +430,7 @@ static int t_barrier(void *arg)
     board_t *b = a->b;
     int parties = b->parties;
     b->tid[a->id] = my_tid();
-    word_inc(&b->ready);
+    mp_test_word_inc(&b->ready);
     for (int r = 0; r < a->n; r++) {
         __atomic_add_fetch(&b->arrivals, 1, __ATOMIC_SEQ_CST);
         int idx = mp_barrier_wait(a->bar, a->timeout);
@@ -497,13 +464,13 @@ static int t_bar_once(void *arg)
     targ_t *a = arg;
     board_t *b = a->b;
     b->tid[a->id] = my_tid();
-    word_inc(&b->ready);
+    mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
     int rc = mp_barrier_wait(a->bar, a->timeout);
     b->at[a->id] = mp_test_now();
     b->el[a->id] = b->at[a->id] - t0;
     b->rc[a->id] = rc;
-    word_inc(&b->done);
+    mp_test_word_inc(&b->done);
     return 0;
 }
 
@@ -512,7 +479,7 @@ static int t_block_forever(void *arg)
 {
     targ_t *a = arg;
     a->b->tid[a->id] = my_tid();
-    word_inc(&a->b->ready);
+    mp_test_word_inc(&a->b->ready);
     block_forever(a->b);
     return 0;
 }
@@ -624,8 +591,8 @@ static const char *kind_name(int proc) { return proc ? "process" : "thread"; }
 /* wait_word fails the case unless *w reaches n within MP_TEST_LONG. */
 static void wait_word(uint32_t *w, uint32_t n, const char *what)
 {
-    if (word_wait(w, n, MP_TEST_LONG) != 0)
-        mp_test_fail("%s: only %u of %u within %.0f s\n", what, word_get(w), n,
+    if (mp_test_word_wait(w, n, MP_TEST_LONG) != 0)
+        mp_test_fail("%s: only %u of %u within %.0f s\n", what, mp_test_word_get(w), n,
                      MP_TEST_LONG);
 }
 
@@ -814,9 +781,9 @@ static void lock_contended(int proc)
     party_start(&w, proc, t_try, &wa);
     wait_word(&b->ready, 1, "waiter");
     wait_asleep(b->tid[1], "the waiter in acquire");
-    mp_assert_int(word_get(&b->done), 0);
+    mp_assert_int(mp_test_word_get(&b->done), 0);
     double t_rel = mp_test_now();
-    word_store(&b->go, 1);
+    mp_test_word_store(&b->go, 1);
     mp_assert_int(party_join(&h), 0);
     mp_assert_int(party_join(&w), 0);
     mp_assert_int(b->rc[1], 0);
@@ -843,7 +810,7 @@ static void lock_mutual_exclusion(int proc, int parties, int n)
         party_start(&y[i], proc, t_incr, &a);
     }
     wait_word(&b->ready, (uint32_t)parties, "incrementers");
-    word_store(&b->go, 1);
+    mp_test_word_store(&b->go, 1);
     for (int i = 0; i < parties; i++) {
         int code = party_join(&y[i]);
         if (code != 0)
@@ -991,13 +958,13 @@ static int t_hold_then_return(void *arg)
         int rc = obj_acquire(a, CHILD_LONG);
         if (rc != 0) {
             b->rc[a->id] = rc;
-            word_inc(&b->held);
+            mp_test_word_inc(&b->held);
             return 10;
         }
     }
     b->rc[a->id] = 0;
-    word_inc(&b->held);
-    if (word_wait(&b->go, 1, CHILD_LONG) != 0)
+    mp_test_word_inc(&b->held);
+    if (mp_test_word_wait(&b->go, 1, CHILD_LONG) != 0)
         return 11;
     return 0;
 }
@@ -1027,7 +994,7 @@ static void thread_ended_waiters(int kind)
     wait_asleep(b->tid[1], "the waiting thread");
     wait_asleep(b->tid[2], "the waiting process");
     double t_rel = mp_test_now();
-    word_store(&b->go, 1);
+    mp_test_word_store(&b->go, 1);
     mp_assert_int(party_join(&h), 0);
     mp_assert_int(party_join(&w[0]), 0);
     mp_assert_int(party_join(&w[1]), 0);
@@ -1100,7 +1067,7 @@ static void rlock_recursion(int proc)
     mp_assert_int(mp_rlock_acquire(r, 0.3), -ETIMEDOUT);
     check_timed(mp_test_now() - t0, 0.3, "RLock acquire(0.3) held elsewhere");
     mp_assert_int(mp_rlock_release(r), -EPERM);
-    word_store(&b->go, 1);
+    mp_test_word_store(&b->go, 1);
     mp_assert_int(party_join(&y), 0);
     mp_assert_int(b->rc2[id], 0);
     mp_assert_int(mp_rlock_acquire(r, 0), 0);
@@ -1119,8 +1086,8 @@ static int t_incr_rlock2(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    word_inc(&b->ready);
-    word_wait(&b->go, 1, CHILD_LONG);
+    mp_test_word_inc(&b->ready);
+    mp_test_word_wait(&b->go, 1, CHILD_LONG);
     for (int i = 0; i < a->n; i++) {
         if (mp_rlock_acquire(a->rlock, CHILD_LONG) != 0 ||
             mp_rlock_acquire(a->rlock, 0) != 0)
@@ -1145,7 +1112,7 @@ static void rlock_mutex_processes(void **state)
         party_start(&y[i], 1, t_incr_rlock2, &a);
     }
     wait_word(&b->ready, 2, "incrementers");
-    word_store(&b->go, 1);
+    mp_test_word_store(&b->go, 1);
     for (int i = 0; i < 2; i++)
         mp_assert_int(party_join(&y[i]), 0);
     mp_assert_int(b->counter, 10000);
@@ -1216,8 +1183,8 @@ static void sem_release_n(int proc)
     wait_word(&b->done, 2, "waiters let through by release(2)");
     mp_assert_int(mp_sem_value(s), 0);
     sleep_s(0.2); /* a window for a third waiter to pass wrongly */
-    if (word_get(&b->done) != 2)
-        mp_test_fail("release(2) let %u waiters through\n", word_get(&b->done));
+    if (mp_test_word_get(&b->done) != 2)
+        mp_test_fail("release(2) let %u waiters through\n", mp_test_word_get(&b->done));
     int passed = 0;
     for (int i = 0; i < 3; i++)
         if (b->rc[i] == 0) {
@@ -1232,7 +1199,7 @@ static void sem_release_n(int proc)
         if (b->at[i] > t_rel)
             check_prompt(b->at[i], t_rel, "the waiter let through by release(1)");
     mp_assert_int(mp_sem_value(s), 0);
-    word_store(&b->go, 1); /* each releases its slot */
+    mp_test_word_store(&b->go, 1); /* each releases its slot */
     for (int i = 0; i < 3; i++) {
         mp_assert_int(party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], 0);
@@ -1257,7 +1224,7 @@ static void sem_holders(int proc, int bounded)
         party_start(&y[i], proc, t_sem_holders, &a);
     }
     wait_word(&b->ready, PARTIES, "parties");
-    word_store(&b->go, 1);
+    mp_test_word_store(&b->go, 1);
     for (int i = 0; i < PARTIES; i++) {
         int code = party_join(&y[i]);
         if (code != 0)
@@ -1332,7 +1299,7 @@ static void bsem_release_by_other(void **state)
     mp_assert_int(mp_sem_value(s), 2);
     mp_assert_int(mp_sem_acquire(s, 0), 0);
     mp_assert_int(mp_sem_acquire(s, 0), 0);
-    word_store(&b->go, 1); /* the taker ends */
+    mp_test_word_store(&b->go, 1); /* the taker ends */
     mp_assert_int(party_join(&y), 0);
     /* We hold both slots; nothing may be recovered from the ended taker. */
     mp_assert_int(mp_sem_acquire(s, 0), -ETIMEDOUT);
@@ -1415,7 +1382,7 @@ static void bsem_holder_killed_waiter(void **state)
     wait_word(&b->held, 2, "the waiter's first slot");
     mp_assert_int(b->rc2[1], 0);
     wait_asleep(b->tid[1], "the waiter in its second acquire");
-    mp_assert_int(word_get(&b->done), 0);
+    mp_assert_int(mp_test_word_get(&b->done), 0);
     party_kill(&h);
     mp_assert_int(party_join(&y), 0);
     if (b->rc[1] != 0)
@@ -1460,7 +1427,7 @@ static int pred_flag(void *arg)
 {
     board_t *b = arg;
     __atomic_add_fetch(&b->cnt[15], 1, __ATOMIC_SEQ_CST);
-    return (int)word_get(&b->flag);
+    return (int)mp_test_word_get(&b->flag);
 }
 
 /* Calls that need the lock return -EPERM without it; both a Lock and an
@@ -1565,18 +1532,18 @@ static void cond_notify(int proc)
     mp_assert_int(mp_cond_release(c), 0);
     wait_word(&b->woken, 1, "waiters woken by notify(1)");
     sleep_s(0.2); /* a window for a wrongly woken second waiter */
-    if (word_get(&b->woken) != 1)
+    if (mp_test_word_get(&b->woken) != 1)
         mp_test_fail("notify(1) woke %u waiters (notified while some waiters "
-                     "may not sleep yet)\n", word_get(&b->woken));
+                     "may not sleep yet)\n", mp_test_word_get(&b->woken));
 
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0);
     mp_assert_int(mp_cond_notify(c, 2), 0);
     mp_assert_int(mp_cond_release(c), 0);
     wait_word(&b->woken, 3, "waiters woken by notify(2)");
     sleep_s(0.2);
-    if (word_get(&b->woken) != 3)
+    if (mp_test_word_get(&b->woken) != 3)
         mp_test_fail("notify(1) then notify(2) woke %u waiters\n",
-                     word_get(&b->woken));
+                     mp_test_word_get(&b->woken));
 
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0);
     double t_all = mp_test_now();
@@ -1657,13 +1624,13 @@ static void cond_no_spurious_wakeup(int proc)
     for (int i = 0; i < K; i++)
         if (__atomic_load_n(&b->rc[i], __ATOMIC_SEQ_CST) == UNSET)
             other = i;
-    if (other < 0 || word_get(&b->woken) != 1)
-        mp_test_fail("notify(1) woke %u waiters\n", word_get(&b->woken));
+    if (other < 0 || mp_test_word_get(&b->woken) != 1)
+        mp_test_fail("notify(1) woke %u waiters\n", mp_test_word_get(&b->woken));
     wait_asleep(b->tid[other], "the waiter left");
     mp_assert_int((int)syscall(SYS_tgkill, b->pid[other], b->tid[other], SIGUSR1),
                   0);
     sleep_s(0.3); /* a window for the interrupted waiter to return wrongly */
-    if (word_get(&b->woken) != 1)
+    if (mp_test_word_get(&b->woken) != 1)
         mp_test_fail("a signal made a waiter return from wait without a "
                      "notify (code %d)\n", b->rc[other]);
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0);
@@ -1719,7 +1686,7 @@ static void *thr_setter(void *arg)
     mp_cond_release(s->c);
     if (mp_cond_acquire(s->c, CHILD_LONG) != 0)
         return NULL;
-    word_store(&s->b->flag, 1);
+    mp_test_word_store(&s->b->flag, 1);
     mp_cond_notify_all(s->c);
     mp_cond_release(s->c);
     return NULL;
@@ -1734,14 +1701,14 @@ static void cond_wait_for(void **state)
     mp_lock_t *l = lock_new();
     mp_cond_t *c = cond_new(l, NULL);
     mp_assert_int(mp_cond_acquire(c, 0), 0);
-    word_store(&b->flag, 1);
+    mp_test_word_store(&b->flag, 1);
     double t0 = mp_test_now();
     mp_assert_int(mp_cond_wait_for(c, pred_flag, b, 0), 1);
     mp_assert_int(mp_cond_wait_for(c, pred_flag, b, MP_FOREVER), 1);
     check_quick(mp_test_now() - t0, "wait_for with a true predicate");
     mp_assert_int(mp_lock_locked(l), 1);
 
-    word_store(&b->flag, 0);
+    mp_test_word_store(&b->flag, 0);
     t0 = mp_test_now();
     mp_assert_int(mp_cond_wait_for(c, pred_flag, b, 0), 0);
     check_quick(mp_test_now() - t0, "wait_for(0) with a false predicate");
@@ -1908,7 +1875,7 @@ static int t_cond_notify_die(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    if (word_wait(&b->waiting, 1, CHILD_LONG) != 0)
+    if (mp_test_word_wait(&b->waiting, 1, CHILD_LONG) != 0)
         return 50;
     int rc = mp_cond_acquire(a->cond, CHILD_LONG);
     if (rc != 0) {
@@ -1917,7 +1884,7 @@ static int t_cond_notify_die(void *arg)
     }
     rc = mp_cond_notify(a->cond, 1);
     b->rc[a->id] = rc;
-    word_inc(&b->held);
+    mp_test_word_inc(&b->held);
     block_forever(b);
     return 0;
 }
@@ -1996,7 +1963,7 @@ static void event_wakes(int proc)
     wait_word(&b->ready, K, "waiters");
     for (int i = 0; i < K; i++)
         wait_asleep(b->tid[i], "a waiter in Event wait");
-    word_store(&b->flag, 1);
+    mp_test_word_store(&b->flag, 1);
     double t_rel = mp_test_now();
     mp_assert_int(mp_event_set(e), 0);
     for (int i = 0; i < K; i++) {
@@ -2038,9 +2005,9 @@ static int t_event_rounds(void *arg)
             b->cnt[0] = r;
             return 42;
         }
-        word_store(&b->done, (uint32_t)r + 1);
+        mp_test_word_store(&b->done, (uint32_t)r + 1);
         /* The test clears, then moves go to r + 1 before the next set. */
-        if (word_wait(&b->go, (uint32_t)r + 1, CHILD_LONG) != 0)
+        if (mp_test_word_wait(&b->go, (uint32_t)r + 1, CHILD_LONG) != 0)
             return 43;
     }
     return 0;
@@ -2056,10 +2023,10 @@ static void event_ping_pong(void **state)
     party_start(&y, 1, t_event_rounds, &a);
     for (int r = 0; r < N; r++) {
         mp_assert_int(mp_event_set(e), 0);
-        if (word_wait(&b->done, (uint32_t)r + 1, MP_TEST_LONG) != 0)
+        if (mp_test_word_wait(&b->done, (uint32_t)r + 1, MP_TEST_LONG) != 0)
             mp_test_fail("round %d: the waiter never woke\n", r);
         mp_assert_int(mp_event_clear(e), 0);
-        word_store(&b->go, (uint32_t)r + 1);
+        mp_test_word_store(&b->go, (uint32_t)r + 1);
     }
     int code = party_join(&y);
     if (code != 0)
@@ -2085,7 +2052,7 @@ static void event_pulse(int proc)
     wait_word(&b->ready, K, "waiters");
     for (int i = 0; i < K; i++)
         wait_asleep(b->tid[i], "a waiter in Event wait");
-    word_store(&b->flag, 1);
+    mp_test_word_store(&b->flag, 1);
     double t_rel = mp_test_now();
     mp_assert_int(mp_event_set(e), 0);
     mp_assert_int(mp_event_clear(e), 0);

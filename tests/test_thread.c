@@ -69,41 +69,10 @@ static targ_t *targ(int i, int ret)
 
 static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
 
-static void word_inc(uint32_t *w)
-{
-    __atomic_add_fetch(w, 1, __ATOMIC_SEQ_CST);
-    mp__futex_wake(w, INT32_MAX);
-}
-
-static void word_store(uint32_t *w, uint32_t v)
-{
-    __atomic_store_n(w, v, __ATOMIC_SEQ_CST);
-    mp__futex_wake(w, INT32_MAX);
-}
-
-static uint32_t word_get(const uint32_t *w)
-{
-    return __atomic_load_n(w, __ATOMIC_SEQ_CST);
-}
-
-static int word_wait(uint32_t *w, uint32_t atleast, double timeout)
-{
-    mp__deadline_t d;
-    if (mp__deadline(timeout, &d) != 0)
-        return -EINVAL;
-    for (;;) {
-        uint32_t v = __atomic_load_n(w, __ATOMIC_SEQ_CST);
-        if (v >= atleast)
-            return 0;
-        if (mp__futex_wait(w, v, d) == -ETIMEDOUT)
-            return -ETIMEDOUT;
-    }
-}
-
 static void wait_word(uint32_t *w, uint32_t n, const char *what)
 {
-    if (word_wait(w, n, MP_TEST_LONG) != 0)
-        mp_test_fail("%s: only %u of %u within %.0f s\n", what, word_get(w), n,
+    if (mp_test_word_wait(w, n, MP_TEST_LONG) != 0)
+        mp_test_fail("%s: only %u of %u within %.0f s\n", what, mp_test_word_get(w), n,
                      MP_TEST_LONG);
 }
 
@@ -143,8 +112,8 @@ static int t_record(void *arg)
     b->rc[i] = cur ? mp_thread_is_alive(cur) : -100;
     copy_str(b->name[i], sizeof b->name[i], cur ? mp_thread_name(cur) : NULL);
     b->count[i] = mp_active_count();
-    word_inc(&b->ready);
-    if (a->mode == 1 && word_wait(&b->go, 1, CHILD_LONG) != 0)
+    mp_test_word_inc(&b->ready);
+    if (a->mode == 1 && mp_test_word_wait(&b->go, 1, CHILD_LONG) != 0)
         return -1;
     return a->ret;
 }
@@ -240,9 +209,9 @@ static void *raw_dummy(void *arg)
     mp_thread_free(cur); /* a current_thread handle: not freed */
     copy_str(b->comm[i], sizeof b->comm[i],
              mp_current_thread() == cur ? mp_thread_name(cur) : "(changed)");
-    word_inc(&b->ready);
+    mp_test_word_inc(&b->ready);
     if (a->mode == 1)
-        word_wait(&b->go, 1, CHILD_LONG);
+        mp_test_word_wait(&b->go, 1, CHILD_LONG);
     return NULL;
 }
 
@@ -271,7 +240,7 @@ static int t_timer_fn(void *arg)
     b->at[a->id] = mp_test_now();
     b->cur[a->id] = mp_current_thread();
     __atomic_add_fetch(&b->count[a->id], 1, __ATOMIC_SEQ_CST);
-    word_inc(&b->done);
+    mp_test_word_inc(&b->done);
     return 0;
 }
 
@@ -509,7 +478,7 @@ static void identity(void **state)
     mp_assert_int(mp_get_native_id(), getpid()); /* the main thread */
     mp_assert_int(mp_thread_ident(mp_main_thread()), (unsigned long)pthread_self());
     mp_assert_int(mp_thread_native_id(mp_main_thread()), getpid());
-    word_store(&B.go, 1);
+    mp_test_word_store(&B.go, 1);
     for (int i = 0; i < 2; i++) {
         th_join(t[i]);
         mp_thread_free(t[i]);
@@ -538,7 +507,7 @@ static void ident_known_after_start(void **state)
             nid0 = nid;
         }
     }
-    word_store(&B.go, 1);
+    mp_test_word_store(&B.go, 1);
     for (int i = 0; i < K; i++) {
         th_join(t[i]);
         mp_thread_free(t[i]);
@@ -574,7 +543,7 @@ static void lifecycle(void **state)
     mp_assert_int(mp_thread_is_alive(t), 1);
 
     /* Released, it ends: is_alive turns 0 without a join. */
-    word_store(&B.go, 1);
+    mp_test_word_store(&B.go, 1);
     double end = mp_test_now() + MP_TEST_LONG;
     while (mp_thread_is_alive(t) == 1 && mp_test_now() < end)
         sleep_s(0.001);
@@ -644,12 +613,12 @@ static void start_twice(void **state)
     mp_assert_int(mp_thread_set_daemon(t, 1), MP_ESTARTED);
     mp_assert_int(mp_thread_daemon(t), 0);
     mp_assert_int(B.daemon[0], 0);
-    word_store(&B.go, 1);
+    mp_test_word_store(&B.go, 1);
     th_join(t);
     mp_assert_int(mp_thread_start(t), MP_ESTARTED);
     mp_assert_int(mp_thread_set_daemon(t, 1), MP_ESTARTED);
     mp_assert_int(mp_thread_daemon(t), 0);
-    mp_assert_int(word_get(&B.ready), 1); /* the target ran once */
+    mp_assert_int(mp_test_word_get(&B.ready), 1); /* the target ran once */
     mp_thread_free(t);
 }
 
@@ -769,7 +738,7 @@ static void dummy_thread(void **state)
     if (strcmp(B.name[0], B.name[1]) == 0)
         mp_test_fail("two foreign threads are both named \"%s\"\n", B.name[0]);
     mp_assert_int(mp_active_count(), 3);
-    word_store(&B.go, 1);
+    mp_test_word_store(&B.go, 1);
     for (int i = 0; i < 2; i++)
         mp_assert_int(pthread_join(th[i], NULL), 0);
 }
@@ -821,7 +790,7 @@ static void active_and_enumerate(void **state)
         if (B.count[i] < 2 || B.count[i] > 1 + K)
             mp_test_fail("thread %d saw active_count %d\n", i, B.count[i]);
 
-    word_store(&B.go, 1);
+    mp_test_word_store(&B.go, 1);
     double end = mp_test_now() + MP_TEST_LONG;
     for (int i = 0; i < K; i++)
         while (mp_thread_is_alive(t[i]) == 1 && mp_test_now() < end)
@@ -851,7 +820,7 @@ static void free_running(void **state)
     int other = out[0] == mp_main_thread() ? 1 : 0;
     mp_assert_str(mp_thread_name(out[other]), B.name[0]);
     mp_assert_int(mp_thread_is_alive(out[other]), 1);
-    word_store(&B.go, 1);
+    mp_test_word_store(&B.go, 1);
     double end = mp_test_now() + MP_TEST_LONG;
     while (mp_active_count() != 1 && mp_test_now() < end)
         sleep_s(0.001);
@@ -875,7 +844,7 @@ static void os_thread_name(void **state)
     char want[16];
     snprintf(want, sizeof want, "%s", mp_thread_name(t1));
     mp_assert_str(comm, want);
-    word_store(&B.go, 1);
+    mp_test_word_store(&B.go, 1);
     th_join(t0);
     th_join(t1);
     mp_thread_free(t0);
@@ -1024,9 +993,9 @@ typedef struct {
 static int pt_thread(void *arg)
 {
     pboard_t *b = arg;
-    if (word_wait(&b->go, 1, CHILD_LONG) != 0)
+    if (mp_test_word_wait(&b->go, 1, CHILD_LONG) != 0)
         return 1;
-    word_inc(&b->done);
+    mp_test_word_inc(&b->done);
     return 0;
 }
 
@@ -1034,7 +1003,7 @@ static int pt_daemon_forever(void *arg)
 {
     pboard_t *b = arg;
     for (;;)
-        word_wait(&b->never, 1, MP_FOREVER);
+        mp_test_word_wait(&b->never, 1, MP_FOREVER);
     return 0;
 }
 
@@ -1048,7 +1017,7 @@ static int pt_target(void *arg)
         mp_thread_start(t) != 0)
         return 20;
     mp_thread_free(t);
-    word_inc(&a->b->ready);
+    mp_test_word_inc(&a->b->ready);
     return 7;
 }
 
@@ -1088,12 +1057,12 @@ static void process_waits_for_threads(void **state)
     if (mp_test_fd_readable(s, 0.5) != 0)
         mp_test_fail("the child exited without waiting for its non-daemon "
                      "thread\n");
-    word_store(&b->go, 1);
+    mp_test_word_store(&b->go, 1);
     mp_assert_int(mp_process_join(p, MP_TEST_LONG), 0);
     int code = -1;
     mp_assert_int(mp_process_exitcode(p, &code), 0);
     mp_assert_int(code, 7);
-    mp_assert_int(word_get(&b->done), 1);
+    mp_assert_int(mp_test_word_get(&b->done), 1);
     mp_process_free(p);
 
     memset(b, 0, sizeof *b);
@@ -1137,7 +1106,7 @@ static int hx_daemon(void *arg)
 {
     hx_t *h = arg;
     for (;;)
-        word_wait(&h->never, 1, MP_FOREVER);
+        mp_test_word_wait(&h->never, 1, MP_FOREVER);
     return 0;
 }
 
