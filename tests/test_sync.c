@@ -893,6 +893,31 @@ static void rlock_owner_killed(void **state) { owner_died_after(OBJ_RLOCK, DIE_K
 static void rlock_owner_exited(void **state) { owner_died_after(OBJ_RLOCK, DIE_EXIT); }
 static void rlock_owner_thread_ended(void **state) { owner_died_after(OBJ_RLOCK, DIE_THREAD); }
 
+/* check_waiters_after_owner_died: two waiters (slots 1 and 2) were asleep
+ * when the holder went away at t_rel: exactly one got -EOWNERDEAD, the other
+ * 0, both promptly, each released cleanly (an RLock with count 1), and the
+ * object works afterwards. Frees the object and the board. */
+static void check_waiters_after_owner_died(board_t *b, targ_t *a, int kind, double t_rel,
+                                           const char *what)
+{
+    int r1 = b->rc[1], r2 = b->rc[2];
+    if (!((r1 == -EOWNERDEAD && r2 == 0) || (r1 == 0 && r2 == -EOWNERDEAD)))
+        mp_test_fail("waiters got %d (%s) and %d (%s); expected one "
+                     "-EOWNERDEAD and one 0\n", r1, mp_strerror(r1), r2,
+                     mp_strerror(r2));
+    for (int i = 1; i <= 2; i++) {
+        check_prompt(b->at[i], t_rel, what);
+        mp_assert_int(b->rc2[i], 0);
+        if (kind == OBJ_RLOCK)
+            mp_assert_int(b->cnt[i], 1);
+    }
+    mp_assert_int(obj_acquire(a, 0), 0);
+    mp_assert_int(obj_release(a), 0);
+    mp_lock_free(a->lock);
+    mp_rlock_free(a->rlock);
+    mp__arena_free(b);
+}
+
 /* The holder (a process) is SIGKILLed while others are blocked in acquire
  * (a thread of ours and a child process, both asleep in acquire): each of
  * them gets the lock in turn, the first with -EOWNERDEAD, the second with 0;
@@ -925,22 +950,7 @@ static void owner_died_waiters(int kind)
     int c1 = party_join(&w[0]), c2 = party_join(&w[1]);
     mp_assert_int(c1, 0);
     mp_assert_int(c2, 0);
-    int r1 = b->rc[1], r2 = b->rc[2];
-    if (!((r1 == -EOWNERDEAD && r2 == 0) || (r1 == 0 && r2 == -EOWNERDEAD)))
-        mp_test_fail("waiters got %d (%s) and %d (%s); expected one "
-                     "-EOWNERDEAD and one 0\n", r1, mp_strerror(r1), r2,
-                     mp_strerror(r2));
-    for (int i = 1; i <= 2; i++) {
-        check_prompt(b->at[i], t_rel, "a waiter for a lock whose holder died");
-        mp_assert_int(b->rc2[i], 0);
-        if (kind == OBJ_RLOCK)
-            mp_assert_int(b->cnt[i], 1);
-    }
-    mp_assert_int(obj_acquire(&a, 0), 0);
-    mp_assert_int(obj_release(&a), 0);
-    mp_lock_free(a.lock);
-    mp_rlock_free(a.rlock);
-    mp__arena_free(b);
+    check_waiters_after_owner_died(b, &a, kind, t_rel, "a waiter for a lock whose holder died");
 }
 
 static void lock_owner_killed_waiters(void **state) { owner_died_waiters(OBJ_LOCK); }
@@ -998,22 +1008,7 @@ static void thread_ended_waiters(int kind)
     mp_assert_int(party_join(&h), 0);
     mp_assert_int(party_join(&w[0]), 0);
     mp_assert_int(party_join(&w[1]), 0);
-    int r1 = b->rc[1], r2 = b->rc[2];
-    if (!((r1 == -EOWNERDEAD && r2 == 0) || (r1 == 0 && r2 == -EOWNERDEAD)))
-        mp_test_fail("waiters got %d (%s) and %d (%s); expected one "
-                     "-EOWNERDEAD and one 0\n", r1, mp_strerror(r1), r2,
-                     mp_strerror(r2));
-    for (int i = 1; i <= 2; i++) {
-        check_prompt(b->at[i], t_rel, "a waiter for a lock whose holder ended");
-        mp_assert_int(b->rc2[i], 0);
-        if (kind == OBJ_RLOCK)
-            mp_assert_int(b->cnt[i], 1);
-    }
-    mp_assert_int(obj_acquire(&a, 0), 0);
-    mp_assert_int(obj_release(&a), 0);
-    mp_lock_free(a.lock);
-    mp_rlock_free(a.rlock);
-    mp__arena_free(b);
+    check_waiters_after_owner_died(b, &a, kind, t_rel, "a waiter for a lock whose holder ended");
 }
 
 static void lock_thread_ended_waiters(void **state) { thread_ended_waiters(OBJ_LOCK); }
