@@ -19,6 +19,7 @@ extern "C" {
 #include "mproc/process.h"
 #include "mproc/thread.h"
 #include "mproc/sync.h"
+#include "mproc/queue.h"
 
 #ifdef __cplusplus
 }

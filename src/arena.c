@@ -226,6 +226,14 @@ static int grow_locked(uint64_t need)
 
 void *mp__arena_alloc(size_t n)
 {
+    void *p = mp__arena_alloc_raw(n);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+void *mp__arena_alloc_raw(size_t n)
+{
     if (mp__arena_init() < 0 || n > arena_reserve)
         return NULL;
     int c = class_for(n);
@@ -282,7 +290,6 @@ void *mp__arena_alloc(size_t n)
     }
     atomic_fetch_add(&arena->used, bsize);
     pthread_mutex_unlock(&arena->mu);
-    memset(b + 1, 0, n);
     return b + 1;
 nomem:
     pthread_mutex_unlock(&arena->mu);

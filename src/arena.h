@@ -30,6 +30,10 @@ MP_HIDDEN int mp__arena_init(void);
  * if needed. */
 MP_HIDDEN void *mp__arena_alloc(size_t n);
 
+/* mp__arena_alloc_raw is mp__arena_alloc without the zeroing, for blocks the
+ * caller overwrites at once (message payloads). */
+MP_HIDDEN void *mp__arena_alloc_raw(size_t n);
+
 /* mp__arena_free returns a block from mp__arena_alloc (NULL is ignored). */
 MP_HIDDEN void mp__arena_free(void *p);
 
