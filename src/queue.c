@@ -779,3 +779,23 @@ int mp_queue_join(mp_queue_t *q, double timeout)
     }
 }
 
+/* ---- SimpleQueue ------------------------------------------------------------------------ */
+
+int mp_simplequeue_put(mp_simplequeue_t *q, const void *buf, size_t len)
+{
+    return mp_queue_put(q, buf, len, MP_FOREVER);
+}
+
+int mp_simplequeue_get(mp_simplequeue_t *q, void *buf, size_t cap, size_t *len)
+{
+    return mp_queue_get(q, buf, cap, len, MP_FOREVER);
+}
+
+int mp_simplequeue_get_alloc(mp_simplequeue_t *q, void **out, size_t *len)
+{
+    return mp_queue_get_alloc(q, out, len, MP_FOREVER);
+}
+
+int mp_simplequeue_empty(mp_simplequeue_t *q) { return mp_queue_empty(q); }
+
+int mp_simplequeue_close(mp_simplequeue_t *q) { return mp_queue_close(q); }
