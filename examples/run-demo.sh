@@ -20,6 +20,10 @@ sync_tickets|互斥锁: 抢票
 sync_ktv|信号量: KTV
 sync_toilet|信号量: 厕所
 sync_traffic_light|事件: 红绿灯
+queue_basics|队列Queue模块
+queue_ipc|IPC机制
+queue_baozi|生产者消费者模型: 包子
+queue_joinable|JoinableQueue
 thread_basics|开启线程的两种方式
 thread_shared|线程之间数据共享
 thread_daemon|守护线程
