@@ -8,7 +8,8 @@ PREFIX     ?= /usr/local
 CASES      ?=
 
 PACKAGES := build-essential cmake pkg-config python3 libcmocka-dev \
-            libmsgpack-dev libssl-dev gnuplot-nox clang libclang-rt-14-dev
+            libmsgpack-dev libssl-dev gnuplot-nox clang libclang-rt-14-dev \
+            libzmq3-dev
 
 .PHONY: all deps build demo test test-asan bench install clean
 

@@ -103,4 +103,23 @@ int mpb_lock_contended_raw_round(const mpb_round_t *r, double *value);
 int mpb_event_pingpong_mproc_round(const mpb_round_t *r, double *value);
 int mpb_barrier_rounds_mproc_round(const mpb_round_t *r, double *value);
 
+/* The queue cases (bench_queue.c): queue_64b, queue_4k, queue_1m,
+ * queue_64b_2p2c, simplequeue_64b, joinable_64b; param points to an
+ * mpb_queue_param_t. Unit: messages per second. */
+typedef enum { MPB_Q_QUEUE, MPB_Q_SIMPLE, MPB_Q_JOINABLE } mpb_qkind_t;
+
+typedef struct {
+    mpb_qkind_t kind;
+    size_t size;          /* bytes per message, at least 32 */
+    int producers, consumers; /* 1 or 2 each (raw, mq, zmq: 1 and 1) */
+    size_t maxsize;       /* the mproc queue's maxsize; 0: unbounded */
+} mpb_queue_param_t;
+
+int mpb_queue_mproc_round(const mpb_round_t *r, double *value);
+int mpb_queue_raw_round(const mpb_round_t *r, double *value);
+int mpb_queue_mq_round(const mpb_round_t *r, double *value);
+#ifdef MPB_HAVE_ZMQ
+int mpb_queue_zmq_round(const mpb_round_t *r, double *value);
+#endif
+
 #endif

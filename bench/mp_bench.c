@@ -108,6 +108,63 @@ static const mpb_case_t cases[] = {
             PY_PEER("sync.py", "--case", "barrier_rounds"),
         },
     },
+    /* The queue cases: see bench_queue.c; messages/s only (one unit per
+     * case: MB/s is messages/s x the size). */
+    {
+        .name = "queue_64b", .unit = "msgs/s", .kind = MPB_RATE,
+        .param = &(const mpb_queue_param_t){MPB_Q_QUEUE, 64, 1, 1, 0},
+        .mproc = {.name = "mproc", .round = mpb_queue_mproc_round},
+        .peers = {
+            PY_PEER("queue.py", "--size", "64"),
+            {.name = "raw", .round = mpb_queue_raw_round},
+            {.name = "mq", .round = mpb_queue_mq_round},
+#ifdef MPB_HAVE_ZMQ
+            {.name = "zmq", .round = mpb_queue_zmq_round},
+#endif
+        },
+    },
+    {
+        .name = "queue_4k", .unit = "msgs/s", .kind = MPB_RATE,
+        .param = &(const mpb_queue_param_t){MPB_Q_QUEUE, 4096, 1, 1, 0},
+        .mproc = {.name = "mproc", .round = mpb_queue_mproc_round},
+        .peers = {
+            PY_PEER("queue.py", "--size", "4096"),
+            {.name = "raw", .round = mpb_queue_raw_round},
+        },
+    },
+    {
+        .name = "queue_1m", .unit = "msgs/s", .kind = MPB_RATE,
+        .param = &(const mpb_queue_param_t){MPB_Q_QUEUE, 1 << 20, 1, 1, 0},
+        .mproc = {.name = "mproc", .round = mpb_queue_mproc_round},
+        .peers = {
+            PY_PEER("queue.py", "--size", "1048576"),
+            {.name = "raw", .round = mpb_queue_raw_round},
+        },
+    },
+    {
+        .name = "queue_64b_2p2c", .unit = "msgs/s", .kind = MPB_RATE,
+        .param = &(const mpb_queue_param_t){MPB_Q_QUEUE, 64, 2, 2, 0},
+        .mproc = {.name = "mproc", .round = mpb_queue_mproc_round},
+        .peers = {
+            PY_PEER("queue.py", "--size", "64", "--procs", "2"),
+        },
+    },
+    {
+        .name = "simplequeue_64b", .unit = "msgs/s", .kind = MPB_RATE,
+        .param = &(const mpb_queue_param_t){MPB_Q_SIMPLE, 64, 1, 1, 0},
+        .mproc = {.name = "mproc", .round = mpb_queue_mproc_round},
+        .peers = {
+            PY_PEER("queue.py", "--kind", "simple", "--size", "64"),
+        },
+    },
+    {
+        .name = "joinable_64b", .unit = "msgs/s", .kind = MPB_RATE,
+        .param = &(const mpb_queue_param_t){MPB_Q_JOINABLE, 64, 1, 1, 0},
+        .mproc = {.name = "mproc", .round = mpb_queue_mproc_round},
+        .peers = {
+            PY_PEER("queue.py", "--kind", "joinable", "--size", "64"),
+        },
+    },
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])
