@@ -206,13 +206,15 @@ static void enlist(side_t *s, big_t *b)
 static void apply_p(mp_queue_t *q)
 {
     pjournal_t *j = &q->pj;
+    /* A published big block may be taken and freed by a consumer at once:
+     * it must have left our in-flight list before. */
+    if (j->pop)
+        unlist(&q->p, j->pop);
     atomic_store_explicit(&q->put_total, j->total, memory_order_relaxed);
     atomic_store_explicit(&j->tail->wpos, j->wpos, memory_order_release);
     if (j->link_from)
         atomic_store_explicit(&j->link_from->next, j->tail, memory_order_release);
     q->tail = j->tail;
-    if (j->pop)
-        unlist(&q->p, j->pop);
     __atomic_store_n(&j->valid, 0, __ATOMIC_RELEASE);
 }
 
@@ -640,7 +642,7 @@ static int get_common(mp_queue_t *q, void *to, size_t cap, void **out, size_t *l
     *len = n;
     void *dst = to;
     if (out) {
-        dst = malloc(n ? n : 1);
+        dst = mp__malloc(n ? n : 1);
         if (!dst) {
             unlock_side(&q->c);
             return -ENOMEM;

@@ -197,14 +197,16 @@ int mp__robust_unlock(mp__robust_t *m)
     atomic_signal_fence(memory_order_seq_cst);
     dequeue(m);
     uint32_t v = atomic_exchange_explicit(w, 0, memory_order_release);
-    atomic_signal_fence(memory_order_seq_cst);
-    h->list_op_pending = NULL;
     /* FUTEX_WAITERS stays conservative (a locker that slept keeps it, and
      * the kernel needs it to wake someone when an owner dies); the sleeper
      * count says whether anyone is in futex_wait now. Measured: >99% of
-     * wakes found nobody before. */
+     * wakes found nobody before. list_op_pending stays set until after the
+     * wake: if we die between freeing the word and waking, the kernel sees
+     * the pending entry with no owner and wakes a sleeper for us. */
     if ((v & FUTEX_WAITERS) && atomic_load((_Atomic uint32_t *)&m->sleepers))
         mp__futex_wake(&m->word, 1);
+    atomic_signal_fence(memory_order_seq_cst);
+    h->list_op_pending = NULL;
     return 0;
 }
 
