@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -935,4 +936,72 @@ int mp_test_word_wait(uint32_t *w, uint32_t atleast, double timeout)
         if (mp__futex_wait(w, v, d) == -ETIMEDOUT)
             return -ETIMEDOUT;
     }
+}
+
+/* ---- parties ---------------------------------------------------------------- */
+
+static void *party_thread(void *p)
+{
+    mp_party_t *y = p;
+    y->ret = y->fn(y->arg.b);
+    return NULL;
+}
+
+void mp_party_start(mp_party_t *y, int proc, mp_target_fn fn, const void *arg,
+                    size_t len)
+{
+    if (len > MP_PARTY_ARGMAX)
+        mp_test_fail("a party's argument of %zu bytes is over MP_PARTY_ARGMAX "
+                     "(%d)\n", len, MP_PARTY_ARGMAX);
+    memset(y, 0, sizeof *y);
+    y->proc = proc;
+    y->fn = fn;
+    y->ret = INT_MIN;
+    if (proc) {
+        int rc = mp_process_new(&y->p, fn, arg, len, NULL);
+        mp_assert_int(rc, 0);
+        rc = mp_process_start(y->p);
+        mp_assert_int(rc, 0);
+    } else {
+        if (len)
+            memcpy(y->arg.b, arg, len);
+        int rc = pthread_create(&y->th, NULL, party_thread, y);
+        mp_assert_int(rc, 0);
+    }
+}
+
+int mp_test_process_join(mp_process_t *p)
+{
+    int rc = mp_process_join(p, MP_TEST_LONG);
+    if (rc != 0)
+        mp_test_fail("a child process did not end within %.0f s (%s)\n",
+                     MP_TEST_LONG, mp_strerror(rc));
+    int code = INT_MIN;
+    mp_assert_int(mp_process_exitcode(p, &code), 0);
+    mp_process_free(p);
+    return code;
+}
+
+int mp_party_join(mp_party_t *y)
+{
+    if (y->proc) {
+        int code = mp_test_process_join(y->p);
+        y->p = NULL;
+        return code;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)MP_TEST_LONG;
+    int rc = pthread_timedjoin_np(y->th, NULL, &ts);
+    if (rc != 0)
+        mp_test_fail("a thread did not end within %.0f s (%s)\n", MP_TEST_LONG,
+                     strerror(rc));
+    return y->ret;
+}
+
+void mp_party_kill(mp_party_t *y)
+{
+    assert_true(y->proc);
+    mp_assert_int(mp_process_kill(y->p), 0);
+    mp_assert_int(mp_party_join(y), -SIGKILL);
 }

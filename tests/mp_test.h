@@ -39,6 +39,7 @@
 #ifndef MP_TEST_H
 #define MP_TEST_H
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -222,5 +223,51 @@ uint32_t mp_test_word_get(const uint32_t *w);
 /* mp_test_word_wait waits until *w >= atleast: 0, -ETIMEDOUT, or -EINVAL
  * for a NaN timeout. */
 int mp_test_word_wait(uint32_t *w, uint32_t atleast, double timeout);
+
+
+/* ---- parties: a target run in a thread or in a child process -------------
+ * A party runs a target (int fn(void *arg), as for mp_process_new) either in
+ * a raw pthread (so a test does not depend on mproc's Thread) or in a child
+ * process (mp_process_new and mp_process_start, no options). Either way the
+ * target gets its own copy of the argument: the child through
+ * mp_process_new, the thread in the party's inline buffer. A target never
+ * calls cmocka (see above); it reports through its return value and shared
+ * memory. Call these from the case's own thread. */
+
+/* The largest argument a party takes (the thread's copy is inline). */
+#define MP_PARTY_ARGMAX 256
+
+typedef struct {
+    int proc;        /* 1: a child process (p), 0: a thread (th) */
+    mp_process_t *p; /* the child, until mp_party_join */
+    pthread_t th;
+    mp_target_fn fn;
+    int ret;         /* the thread's return value (INT_MIN until it returns) */
+    union {
+        max_align_t align_;
+        unsigned char b[MP_PARTY_ARGMAX];
+    } arg;           /* the thread's copy of the argument */
+} mp_party_t;
+
+/* mp_party_start runs fn(a copy of the len bytes at arg) in a new thread
+ * (proc 0) or child process (proc 1); len is at most MP_PARTY_ARGMAX. It
+ * fails the case if the party cannot be started. y must stay where it is
+ * until mp_party_join. */
+void mp_party_start(mp_party_t *y, int proc, mp_target_fn fn, const void *arg,
+                    size_t len);
+
+/* mp_party_join waits (MP_TEST_LONG) for the party and returns its return
+ * value (a process: its exit code, -N if killed by signal N; its handle is
+ * freed). A party that does not end in time fails the case. */
+int mp_party_join(mp_party_t *y);
+
+/* mp_party_kill SIGKILLs a process party and joins it (the join must give
+ * -SIGKILL, or the case fails). */
+void mp_party_kill(mp_party_t *y);
+
+/* mp_test_process_join waits (MP_TEST_LONG) for the started child p, frees
+ * its handle and returns its exit code (-N if killed by signal N). A child
+ * that does not end in time fails the case. */
+int mp_test_process_join(mp_process_t *p);
 
 #endif

@@ -574,81 +574,7 @@ static int t_put_n_exit(void *arg)
 
 /* ---- parties: a target in a thread or in a child process --------------- */
 
-typedef struct {
-    int proc;
-    pthread_t th;
-    mp_target_fn fn;
-    targ_t a;
-    int ret;
-    mp_process_t *p;
-} party_t;
-
-static void *thr_main(void *p)
-{
-    party_t *y = p;
-    y->ret = y->fn(&y->a);
-    return NULL;
-}
-
-/* party_start runs fn(a copy of a) in a new thread (proc 0) or child
- * process (proc 1). y must stay where it is until party_join. */
-static void party_start(party_t *y, int proc, mp_target_fn fn, const targ_t *a)
-{
-    memset(y, 0, sizeof *y);
-    y->proc = proc;
-    y->fn = fn;
-    y->a = *a;
-    y->ret = INT_MIN;
-    if (proc) {
-        int rc = mp_process_new(&y->p, fn, a, sizeof *a, NULL);
-        mp_assert_int(rc, 0);
-        rc = mp_process_start(y->p);
-        mp_assert_int(rc, 0);
-    } else {
-        int rc = pthread_create(&y->th, NULL, thr_main, y);
-        mp_assert_int(rc, 0);
-    }
-}
-
-/* proc_join waits (MP_TEST_LONG) for a child process, frees its handle and
- * returns its exit code (-N if killed by signal N). */
-static int proc_join(mp_process_t *p)
-{
-    int rc = mp_process_join(p, MP_TEST_LONG);
-    if (rc != 0)
-        mp_test_fail("a child process did not end within %.0f s (%s)\n", MP_TEST_LONG,
-                     mp_strerror(rc));
-    int code = INT_MIN;
-    mp_assert_int(mp_process_exitcode(p, &code), 0);
-    mp_process_free(p);
-    return code;
-}
-
-/* party_join waits (MP_TEST_LONG) for the party and returns its return value
- * (a process: its exit code, -N if killed by signal N). */
-static int party_join(party_t *y)
-{
-    if (y->proc) {
-        int code = proc_join(y->p);
-        y->p = NULL;
-        return code;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)MP_TEST_LONG;
-    int rc = pthread_timedjoin_np(y->th, NULL, &ts);
-    if (rc != 0)
-        mp_test_fail("a thread did not end within %.0f s (%s)\n", MP_TEST_LONG, strerror(rc));
-    return y->ret;
-}
-
-/* party_kill SIGKILLs a process party (and joins it: -SIGKILL). */
-static void party_kill(party_t *y)
-{
-    assert_true(y->proc);
-    mp_assert_int(mp_process_kill(y->p), 0);
-    mp_assert_int(party_join(y), -SIGKILL);
-}
+/* (mp_party_start, mp_party_join and mp_party_kill are in mp_test.h.) */
 
 static const char *kind_name(int proc) { return proc ? "process" : "thread"; }
 
@@ -874,12 +800,12 @@ static void roundtrip_sizes_party(int proc)
 {
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .key = 3000};
-    party_start(&y, proc, t_echo_sizes, &a);
+    mp_party_start(&y, proc, t_echo_sizes, &a, sizeof a);
     for (int i = 0; i < NSIZES; i++)
         mp_assert_int(put_pat(q, k_sizes[i], 3000 + (uint64_t)i, MP_FOREVER), 0);
-    int code = party_join(&y);
+    int code = mp_party_join(&y);
     if (code != 0)
         mp_test_fail("the echoing %s returned %d at message %d (10: get gave %d (%s), "
                      "11: length %d, 12: payload differs at byte %d, 13: put gave %d)\n",
@@ -907,10 +833,10 @@ static void big_message_64mib(void **state)
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
     mp_assert_int(put_pat(q, n, 4000, MP_FOREVER), 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .size = n, .key = 4000, .timeout = MP_TEST_LONG};
-    party_start(&y, 1, t_get1, &a);
-    mp_assert_int(party_join(&y), 0);
+    mp_party_start(&y, 1, t_get1, &a, sizeof a);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(b->cnt[0], (int32_t)n);
     if (b->rc2[0] != 0)
@@ -918,8 +844,8 @@ static void big_message_64mib(void **state)
     mp_assert_int(mp_queue_qsize(q), 0);
 
     targ_t pa = {.b = b, .q = q, .id = 1, .size = n, .key = 4001, .timeout = MP_TEST_LONG};
-    party_start(&y, 1, t_put1, &pa);
-    mp_assert_int(party_join(&y), 0);
+    mp_party_start(&y, 1, t_put1, &pa, sizeof pa);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[1], 0);
     unsigned char *buf = malloc(n);
     assert_non_null(buf);
@@ -945,10 +871,10 @@ static void big_message_1gib(void **state)
     const size_t n = 1024 * MiB;
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t pa = {.b = b, .q = q, .id = 0, .size = n, .key = 4100, .timeout = MP_TEST_LONG};
-    party_start(&y, 1, t_put1, &pa);
-    mp_assert_int(party_join(&y), 0);
+    mp_party_start(&y, 1, t_put1, &pa, sizeof pa);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(mp_queue_qsize(q), 1);
     void *buf = NULL;
@@ -1153,18 +1079,18 @@ static void get_woken_by_put(int proc)
 {
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t y;
+    static mp_party_t y;
     const size_t sizes[2] = {3000, MiB};
     for (int r = 0; r < 2; r++) {
         targ_t a = {.b = b, .q = q, .id = r, .size = sizes[r], .key = 50 + (uint64_t)r,
                     .timeout = MP_TEST_LONG};
-        party_start(&y, proc, t_get1, &a);
+        mp_party_start(&y, proc, t_get1, &a, sizeof a);
         wait_word(&b->ready, (uint32_t)r + 1, "the getter");
         wait_asleep(b->tid[r], "the getter in get on an empty queue");
         mp_assert_int(mp_test_word_get(&b->done), r);
         double t_rel = mp_test_now();
         mp_assert_int(put_pat(q, sizes[r], 50 + (uint64_t)r, 0), 0);
-        mp_assert_int(party_join(&y), 0);
+        mp_assert_int(mp_party_join(&y), 0);
         mp_assert_int(b->rc[r], 0);
         mp_assert_int(b->cnt[r], (int32_t)sizes[r]);
         mp_assert_int(b->rc2[r], 0);
@@ -1185,9 +1111,9 @@ static void put_woken_by_get(int proc)
     board_t *b = board_new();
     mp_queue_t *q = queue_new(1, 0);
     mp_assert_int(put_pat(q, 10, 61, 0), 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .size = 100000, .key = 62, .timeout = MP_TEST_LONG};
-    party_start(&y, proc, t_put1, &a);
+    mp_party_start(&y, proc, t_put1, &a, sizeof a);
     wait_word(&b->ready, 1, "the putter");
     wait_asleep(b->tid[0], "the putter in put on a full queue");
     mp_assert_int(mp_test_word_get(&b->done), 0);
@@ -1195,7 +1121,7 @@ static void put_woken_by_get(int proc)
     mp_assert_int(mp_queue_full(q), 1);
     double t_rel = mp_test_now();
     expect_msg(q, 10, 61, 0, "the message that filled the queue");
-    mp_assert_int(party_join(&y), 0);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
     check_prompt(b->at[0], t_rel, "a put waiting for room");
     expect_msg(q, 100000, 62, 0, "the message of the put that waited");
@@ -1216,12 +1142,12 @@ static void fork_order(void **state)
     mp_queue_t *q = queue_new(0, 0);
     for (int32_t i = 0; i < 10; i++)
         mp_assert_int(mp_queue_put(q, &i, sizeof i, 0), 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0};
-    party_start(&y, 1, t_fork_order, &a);
+    mp_party_start(&y, 1, t_fork_order, &a, sizeof a);
     for (int32_t i = 10; i < 20; i++)
         mp_assert_int(mp_queue_put(q, &i, sizeof i, 0), 0);
-    int code = party_join(&y);
+    int code = mp_party_join(&y);
     if (code != 0)
         mp_test_fail("the child returned %d at item %d (10: get gave %d (%s), 11: got %d, "
                      "12: put gave %d)\n",
@@ -1246,16 +1172,16 @@ static void two_producers_order(int proc)
 {
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .size = MiB, .key = 71, .timeout = MP_TEST_LONG};
-    party_start(&y, proc, t_put1, &a);
-    mp_assert_int(party_join(&y), 0);
+    mp_party_start(&y, proc, t_put1, &a, sizeof a);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(put_pat(q, 1, 72, 0), 0);
     mp_assert_int(put_pat(q, 2 * MiB, 73, 0), 0);
     targ_t a2 = {.b = b, .q = q, .id = 1, .size = 2, .key = 74, .timeout = MP_TEST_LONG};
-    party_start(&y, proc, t_put1, &a2);
-    mp_assert_int(party_join(&y), 0);
+    mp_party_start(&y, proc, t_put1, &a2, sizeof a2);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[1], 0);
     expect_msg(q, MiB, 71, 0, "the party's 1 MiB message, put first");
     expect_msg(q, 1, 72, 0, "our 1-byte message, put second");
@@ -1279,10 +1205,10 @@ static void joinable_workers(void **state)
     enum { WORKERS = 4, TASKS = 100 };
     board_t *b = board_new();
     mp_queue_t *q = jqueue_new(0, 0);
-    static party_t y[WORKERS];
+    static mp_party_t y[WORKERS];
     for (int i = 0; i < WORKERS; i++) {
         targ_t a = {.b = b, .q = q, .id = i};
-        party_start(&y[i], 1, t_worker, &a);
+        mp_party_start(&y[i], 1, t_worker, &a, sizeof a);
     }
     for (uint32_t t = 0; t < TASKS; t++) {
         uint32_t task[2] = {t, ~t};
@@ -1302,7 +1228,7 @@ static void joinable_workers(void **state)
     mp_assert_int(mp_queue_close(q), 0);
     int total = 0;
     for (int i = 0; i < WORKERS; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("worker %d returned %d (50: get gave %d (%s), 51: task_done gave "
                          "%d (%s))\n",
@@ -1345,15 +1271,15 @@ static void join_timeout(int proc)
     expect_quick(mp_queue_join(q, 0), -ETIMEDOUT, "join(0) with 1 queued task");
     expect_msg(q, 5, 82, 0, "task 2");
     expect_quick(mp_queue_join(q, 0), -ETIMEDOUT, "join(0) with 1 task taken, not done");
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .timeout = MP_TEST_LONG};
-    party_start(&y, proc, t_joiner, &a);
+    mp_party_start(&y, proc, t_joiner, &a, sizeof a);
     wait_word(&b->ready, 1, "the joiner");
     wait_asleep(b->tid[0], "the joiner in join");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     double t_rel = mp_test_now();
     mp_assert_int(mp_queue_task_done(q), 0);
-    mp_assert_int(party_join(&y), 0);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
     check_prompt(b->at[0], t_rel, "a join waiting for the last task_done");
     expect_quick(mp_queue_join(q, 0), 0, "join(0) with every task done");
@@ -1521,10 +1447,10 @@ static void close_wakes_consumers(void **state)
     enum { CONS = 4, MSGS = 12 };
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t y[CONS];
+    static mp_party_t y[CONS];
     for (int i = 0; i < CONS; i++) {
         targ_t a = {.b = b, .q = q, .id = i, .timeout = MP_TEST_LONG};
-        party_start(&y[i], i < 3, t_drain, &a);
+        mp_party_start(&y[i], i < 3, t_drain, &a, sizeof a);
     }
     wait_word(&b->ready, CONS, "consumers");
     for (uint32_t s = 0; s < MSGS; s++) {
@@ -1541,7 +1467,7 @@ static void close_wakes_consumers(void **state)
     mp_assert_int(mp_queue_close(q), 0);
     int total = 0;
     for (int i = 0; i < CONS; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("consumer %d (%s) returned %d: get gave %d (%s)\n", i,
                          kind_name(i < 3), code, b->rc[i], mp_strerror(b->rc[i]));
@@ -1565,15 +1491,15 @@ static void close_wakes_producer(int proc)
     board_t *b = board_new();
     mp_queue_t *q = queue_new(1, 0);
     mp_assert_int(put_pat(q, 20, 1, 0), 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .size = 300, .key = 2, .timeout = MP_TEST_LONG};
-    party_start(&y, proc, t_put1, &a);
+    mp_party_start(&y, proc, t_put1, &a, sizeof a);
     wait_word(&b->ready, 1, "the producer");
     wait_asleep(b->tid[0], "the producer in put on a full queue");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     double t_rel = mp_test_now();
     mp_assert_int(mp_queue_close(q), 0);
-    mp_assert_int(party_join(&y), 0);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], MP_ECLOSED);
     check_prompt(b->at[0], t_rel, "a producer blocked in put when the queue closed");
     mp_assert_int(mp_queue_qsize(q), 1);
@@ -1594,18 +1520,18 @@ static void close_by_other_process(void **state)
 {
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t g, c;
+    static mp_party_t g, c;
     targ_t ga = {.b = b, .q = q, .id = 0, .timeout = MP_TEST_LONG};
-    party_start(&g, 0, t_get1, &ga);
+    mp_party_start(&g, 0, t_get1, &ga, sizeof ga);
     wait_word(&b->ready, 1, "the getter");
     wait_asleep(b->tid[0], "the getter in get");
     targ_t ca = {.b = b, .q = q, .id = 1};
     b->rc[1] = 12345;
     double t_rel = mp_test_now();
-    party_start(&c, 1, t_closer, &ca);
-    mp_assert_int(party_join(&c), 0);
+    mp_party_start(&c, 1, t_closer, &ca, sizeof ca);
+    mp_assert_int(mp_party_join(&c), 0);
     mp_assert_int(b->rc[1], 0);
-    mp_assert_int(party_join(&g), 0);
+    mp_assert_int(mp_party_join(&g), 0);
     mp_assert_int(b->rc[0], MP_EEOF);
     check_prompt(b->at[0], t_rel, "a get when another process closed the queue");
     mp_assert_int(mp_queue_closed(q), 1);
@@ -1811,10 +1737,10 @@ static void free_in_child(void **state)
     mp_simplequeue_t *s = squeue_new();
     mp_assert_int(put_pat(q, 5000, 1, 0), 0);
     mp_assert_int(mp_simplequeue_put(s, "abc", 3), 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .q2 = s};
-    party_start(&y, 1, t_free_q, &a);
-    mp_assert_int(party_join(&y), 0);
+    mp_party_start(&y, 1, t_free_q, &a, sizeof a);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(mp_queue_qsize(q), 1);
     mp_assert_int(put_pat(q, 6, 2, 0), 0);
     expect_msg(q, 5000, 1, 0, "a message of a queue a child freed");
@@ -1885,19 +1811,19 @@ static void fifo_many(void **state)
     enum { PRODS = 4, CONS = 3, N = 1500 };
     board_t *b = board_new();
     mp_queue_t *q = queue_new(8, 0);
-    static party_t prod[PRODS], cons[CONS];
+    static mp_party_t prod[PRODS], cons[CONS];
     for (int i = 0; i < CONS; i++) {
         targ_t a = {.b = b, .q = q, .id = i, .timeout = MP_TEST_LONG};
-        party_start(&cons[i], i < 2, t_drain, &a);
+        mp_party_start(&cons[i], i < 2, t_drain, &a, sizeof a);
     }
     for (int i = 0; i < PRODS; i++) {
         targ_t a = {.b = b, .q = q, .id = CONS + i, .prod = 1 + i, .n = N};
-        party_start(&prod[i], i < 3, t_produce, &a);
+        mp_party_start(&prod[i], i < 3, t_produce, &a, sizeof a);
     }
     wait_word(&b->ready, PRODS + CONS, "producers and consumers");
     mp_test_word_store(&b->go, 1);
     for (int i = 0; i < PRODS; i++) {
-        int code = party_join(&prod[i]);
+        int code = mp_party_join(&prod[i]);
         if (code != 0)
             mp_test_fail("producer %d (%s) returned %d: put %d gave %d (%s)\n", i + 1,
                          kind_name(i < 3), code, b->cnt[CONS + i], b->rc[CONS + i],
@@ -1906,7 +1832,7 @@ static void fifo_many(void **state)
     mp_assert_int(mp_queue_close(q), 0);
     int total = 0;
     for (int i = 0; i < CONS; i++) {
-        int code = party_join(&cons[i]);
+        int code = mp_party_join(&cons[i]);
         if (code != 0)
             mp_test_fail("consumer %d (%s) returned %d: get gave %d (%s)\n", i,
                          kind_name(i < 2), code, b->rc[i], mp_strerror(b->rc[i]));
@@ -1936,16 +1862,16 @@ static void join_after_large_put(void **state)
 {
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .n = 1, .size = 32 * MiB, .key = 500};
-    party_start(&y, 1, t_put_n_exit, &a);
-    int code = party_join(&y);
+    mp_party_start(&y, 1, t_put_n_exit, &a, sizeof a);
+    int code = mp_party_join(&y);
     if (code != 0)
         mp_test_fail("the producer returned %d: put gave %d (%s)\n", code, b->rc[0],
                      mp_strerror(b->rc[0]));
     targ_t a2 = {.b = b, .q = q, .id = 1, .n = 100, .size = 64 * KiB, .key = 600};
-    party_start(&y, 1, t_put_n_exit, &a2);
-    code = party_join(&y);
+    mp_party_start(&y, 1, t_put_n_exit, &a2, sizeof a2);
+    code = mp_party_join(&y);
     if (code != 0)
         mp_test_fail("the producer returned %d: put %d gave %d (%s)\n", code, b->cnt[1],
                      b->rc[1], mp_strerror(b->rc[1]));
@@ -1962,11 +1888,11 @@ static void message_survives_killed_producer(void **state)
 {
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .size = MiB, .key = 700};
-    party_start(&y, 1, t_put_then_block, &a);
+    mp_party_start(&y, 1, t_put_then_block, &a, sizeof a);
     wait_word(&b->ready, 1, "the producer");
-    party_kill(&y);
+    mp_party_kill(&y);
     mp_assert_int(mp_queue_qsize(q), 2);
     expect_msg(q, MiB, 700, 0, "the 1 MiB message of a killed producer");
     expect_msg(q, 7, 701, 0, "the small message of a killed producer");
@@ -1981,19 +1907,19 @@ static void kill_blocked_consumer(void **state)
 {
     board_t *b = board_new();
     mp_queue_t *q = queue_new(0, 0);
-    static party_t dead, live;
+    static mp_party_t dead, live;
     targ_t da = {.b = b, .q = q, .id = 0, .timeout = MP_FOREVER};
-    party_start(&dead, 1, t_get1, &da);
+    mp_party_start(&dead, 1, t_get1, &da, sizeof da);
     wait_word(&b->ready, 1, "the doomed consumer");
     wait_asleep(b->tid[0], "the doomed consumer in get");
     targ_t la = {.b = b, .q = q, .id = 1, .size = 4000, .key = 801, .timeout = MP_TEST_LONG};
-    party_start(&live, 0, t_get1, &la);
+    mp_party_start(&live, 0, t_get1, &la, sizeof la);
     wait_word(&b->ready, 2, "the live consumer");
     wait_asleep(b->tid[1], "the live consumer in get");
-    party_kill(&dead);
+    mp_party_kill(&dead);
     double t_rel = mp_test_now();
     mp_assert_int(put_pat(q, 4000, 801, 0), 0);
-    mp_assert_int(party_join(&live), 0);
+    mp_assert_int(mp_party_join(&live), 0);
     mp_assert_int(b->rc[1], 0);
     mp_assert_int(b->rc2[1], 0);
     check_prompt(b->at[1], t_rel, "a get after another waiter was killed");
@@ -2015,20 +1941,20 @@ static void kill_blocked_producer(void **state)
     board_t *b = board_new();
     mp_queue_t *q = queue_new(1, 0);
     mp_assert_int(put_pat(q, 10, 900, 0), 0);
-    static party_t dead, live;
+    static mp_party_t dead, live;
     targ_t da = {.b = b, .q = q, .id = 0, .size = 200000, .key = 901, .timeout = MP_FOREVER};
-    party_start(&dead, 1, t_put1, &da);
+    mp_party_start(&dead, 1, t_put1, &da, sizeof da);
     wait_word(&b->ready, 1, "the doomed producer");
     wait_asleep(b->tid[0], "the doomed producer in put");
     targ_t la = {.b = b, .q = q, .id = 1, .size = 3000, .key = 902, .timeout = MP_TEST_LONG};
-    party_start(&live, 0, t_put1, &la);
+    mp_party_start(&live, 0, t_put1, &la, sizeof la);
     wait_word(&b->ready, 2, "the live producer");
     wait_asleep(b->tid[1], "the live producer in put");
-    party_kill(&dead);
+    mp_party_kill(&dead);
     mp_assert_int(mp_queue_qsize(q), 1);
     double t_rel = mp_test_now();
     expect_msg(q, 10, 900, 0, "the message that filled the queue");
-    mp_assert_int(party_join(&live), 0);
+    mp_assert_int(mp_party_join(&live), 0);
     mp_assert_int(b->rc[1], 0);
     check_prompt(b->at[1], t_rel, "a put after another waiting producer was killed");
     mp_assert_int(mp_queue_qsize(q), 1);
@@ -2100,9 +2026,9 @@ static void simplequeue_party(int proc)
 {
     board_t *b = board_new();
     mp_simplequeue_t *s = squeue_new();
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .q = s, .id = 0, .mode = M_SIMPLE, .size = 5000, .key = 77};
-    party_start(&y, proc, t_get1, &a);
+    mp_party_start(&y, proc, t_get1, &a, sizeof a);
     wait_word(&b->ready, 1, "the getter");
     wait_asleep(b->tid[0], "the getter in SimpleQueue get");
     mp_assert_int(mp_test_word_get(&b->done), 0);
@@ -2110,18 +2036,18 @@ static void simplequeue_party(int proc)
     pat_fill(buf, sizeof buf, 77);
     double t_rel = mp_test_now();
     mp_assert_int(mp_simplequeue_put(s, buf, sizeof buf), 0);
-    mp_assert_int(party_join(&y), 0);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(b->rc2[0], 0);
     check_prompt(b->at[0], t_rel, "a SimpleQueue get waiting for a put");
 
     targ_t a2 = {.b = b, .q = s, .id = 1, .mode = M_SIMPLE};
-    party_start(&y, proc, t_get1, &a2);
+    mp_party_start(&y, proc, t_get1, &a2, sizeof a2);
     wait_word(&b->ready, 2, "the second getter");
     wait_asleep(b->tid[1], "the second getter in SimpleQueue get");
     t_rel = mp_test_now();
     mp_assert_int(mp_simplequeue_close(s), 0);
-    mp_assert_int(party_join(&y), 0);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[1], MP_EEOF);
     check_prompt(b->at[1], t_rel, "a SimpleQueue get when the queue closed");
     mp_assert_int(mp_simplequeue_put(s, buf, 1), MP_ECLOSED);
@@ -2594,7 +2520,7 @@ static void crash_random_kills(void **state)
                 mp__cpu_relax();
         }
         mp_assert_int(mp_process_kill(procs[s]), 0);
-        int code = proc_join(procs[s]);
+        int code = mp_test_process_join(procs[s]);
         if (code != -SIGKILL) {
             cr_report(r, "a party ended by itself");
             CR_FAIL("the %s in slot %d ended with %d before kill %d\n",
@@ -2633,7 +2559,7 @@ static void crash_random_kills(void **state)
     free(buf);
     mp_test_word_store(&r->stop, 1);
     for (int s = 0; s < CR_PRODS; s++) {
-        int code = proc_join(procs[s]);
+        int code = mp_test_process_join(procs[s]);
         if (code != 0) {
             cr_report(r, "a producer failed");
             CR_FAIL("producer in slot %d returned %d\n", s, code);
@@ -2641,7 +2567,7 @@ static void crash_random_kills(void **state)
     }
     mp_assert_int(mp_queue_close(q), 0);
     for (int s = CR_PRODS; s < CR_SLOTS; s++) {
-        int code = proc_join(procs[s]);
+        int code = mp_test_process_join(procs[s]);
         if (code != 0) {
             cr_report(r, "a consumer failed");
             CR_FAIL("consumer in slot %d returned %d\n", s, code);

@@ -500,79 +500,12 @@ static int t_free_all(void *arg)
 
 /* ---- parties: a target in a thread or in a child process --------------- */
 
-typedef struct {
-    int proc;
-    pthread_t th;
-    mp_target_fn fn;
-    targ_t a;
-    int ret;
-    mp_process_t *p;
-} party_t;
-
-static void *thr_main(void *p)
-{
-    party_t *y = p;
-    y->ret = y->fn(&y->a);
-    return NULL;
-}
-
-/* party_start runs fn(a copy of a) in a new thread (proc 0) or child
- * process (proc 1). y must stay where it is until party_join. */
-static void party_start(party_t *y, int proc, mp_target_fn fn, const targ_t *a)
-{
-    memset(y, 0, sizeof *y);
-    y->proc = proc;
-    y->fn = fn;
-    y->a = *a;
-    y->ret = INT_MIN;
-    if (proc) {
-        int rc = mp_process_new(&y->p, fn, a, sizeof *a, NULL);
-        mp_assert_int(rc, 0);
-        rc = mp_process_start(y->p);
-        mp_assert_int(rc, 0);
-    } else {
-        int rc = pthread_create(&y->th, NULL, thr_main, y);
-        mp_assert_int(rc, 0);
-    }
-}
-
-/* party_join waits (MP_TEST_LONG) for the party and returns its return value
- * (a process: its exit code, -N if killed by signal N). */
-static int party_join(party_t *y)
-{
-    if (y->proc) {
-        int rc = mp_process_join(y->p, MP_TEST_LONG);
-        if (rc != 0)
-            mp_test_fail("a child process did not end within %.0f s (%s)\n",
-                         MP_TEST_LONG, mp_strerror(rc));
-        int code = INT_MIN;
-        mp_assert_int(mp_process_exitcode(y->p, &code), 0);
-        mp_process_free(y->p);
-        y->p = NULL;
-        return code;
-    }
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)MP_TEST_LONG;
-    int rc = pthread_timedjoin_np(y->th, NULL, &ts);
-    if (rc != 0)
-        mp_test_fail("a thread did not end within %.0f s (%s)\n", MP_TEST_LONG,
-                     strerror(rc));
-    return y->ret;
-}
-
-/* party_kill SIGKILLs a process party (and joins it: -SIGKILL). */
-static void party_kill(party_t *y)
-{
-    assert_true(y->proc);
-    mp_assert_int(mp_process_kill(y->p), 0);
-    mp_assert_int(party_join(y), -SIGKILL);
-}
+/* (mp_party_start, mp_party_join and mp_party_kill are in mp_test.h.) */
 
 /* kill_unreaped SIGKILLs a process party without joining it, and waits
  * until it is dead: a zombie of ours (fork, spawn) or gone (forkserver,
- * whose server reaps it). party_join reaps it later. */
-static void kill_unreaped(party_t *y)
+ * whose server reaps it). mp_party_join reaps it later. */
+static void kill_unreaped(mp_party_t *y)
 {
     assert_true(y->proc);
     pid_t pid = mp_process_pid(y->p);
@@ -759,8 +692,8 @@ static void lock_contended(int proc)
     mp_lock_t *l = lock_new();
     targ_t ha = {.b = b, .lock = l, .kind = OBJ_LOCK, .id = 0, .n = 1,
                  .mode = HOLD_RELEASE};
-    static party_t h, w;
-    party_start(&h, proc, t_hold, &ha);
+    static mp_party_t h, w;
+    mp_party_start(&h, proc, t_hold, &ha, sizeof ha);
     wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(mp_lock_locked(l), 1);
@@ -778,14 +711,14 @@ static void lock_contended(int proc)
     /* A waiter blocks until the holder releases. */
     targ_t wa = {.b = b, .lock = l, .kind = OBJ_LOCK, .id = 1,
                  .timeout = MP_TEST_LONG, .mode = TRY_RELEASE};
-    party_start(&w, proc, t_try, &wa);
+    mp_party_start(&w, proc, t_try, &wa, sizeof wa);
     wait_word(&b->ready, 1, "waiter");
     wait_asleep(b->tid[1], "the waiter in acquire");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     double t_rel = mp_test_now();
     mp_test_word_store(&b->go, 1);
-    mp_assert_int(party_join(&h), 0);
-    mp_assert_int(party_join(&w), 0);
+    mp_assert_int(mp_party_join(&h), 0);
+    mp_assert_int(mp_party_join(&w), 0);
     mp_assert_int(b->rc[1], 0);
     check_prompt(b->at[1], t_rel, "the waiter for a released lock");
     mp_assert_int(b->rc2[1], 0);
@@ -804,15 +737,15 @@ static void lock_mutual_exclusion(int proc, int parties, int n)
 {
     board_t *b = board_new();
     mp_lock_t *l = lock_new();
-    static party_t y[SLOTS];
+    static mp_party_t y[SLOTS];
     for (int i = 0; i < parties; i++) {
         targ_t a = {.b = b, .lock = l, .kind = OBJ_LOCK, .id = i, .n = n};
-        party_start(&y[i], proc, t_incr, &a);
+        mp_party_start(&y[i], proc, t_incr, &a, sizeof a);
     }
     wait_word(&b->ready, (uint32_t)parties, "incrementers");
     mp_test_word_store(&b->go, 1);
     for (int i = 0; i < parties; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("%s %d returned %d (13: acquire gave %d, 14: release "
                          "gave %d)\n", kind_name(proc), i, code, b->rc[i],
@@ -841,16 +774,16 @@ static void owner_died_after(int kind, int how)
         a.lock = lock_new();
     else
         a.rlock = rlock_new();
-    static party_t h;
-    party_start(&h, how != DIE_THREAD, t_hold, &a);
+    static mp_party_t h;
+    mp_party_start(&h, how != DIE_THREAD, t_hold, &a, sizeof a);
     wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     if (kind == OBJ_RLOCK)
         mp_assert_int(b->cnt[0], 2);
     if (how == DIE_KILL)
-        party_kill(&h);
+        mp_party_kill(&h);
     else
-        mp_assert_int(party_join(&h), 0);
+        mp_assert_int(mp_party_join(&h), 0);
 
     double t0 = mp_test_now();
     mp_assert_int(obj_acquire(&a, MP_TEST_LONG), -EOWNERDEAD);
@@ -877,8 +810,8 @@ static void owner_died_after(int kind, int how)
     ta.id = 1;
     ta.timeout = 0;
     ta.mode = TRY_RELEASE;
-    party_start(&h, 0, t_try, &ta);
-    mp_assert_int(party_join(&h), 0);
+    mp_party_start(&h, 0, t_try, &ta, sizeof ta);
+    mp_assert_int(mp_party_join(&h), 0);
     mp_assert_int(b->rc[1], -ETIMEDOUT);
     mp_assert_int(obj_release(&a), 0);
     mp_lock_free(a.lock);
@@ -931,8 +864,8 @@ static void owner_died_waiters(int kind)
         a.lock = lock_new();
     else
         a.rlock = rlock_new();
-    static party_t h, w[2];
-    party_start(&h, 1, t_hold, &a);
+    static mp_party_t h, w[2];
+    mp_party_start(&h, 1, t_hold, &a, sizeof a);
     wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     for (int i = 0; i < 2; i++) {
@@ -940,14 +873,14 @@ static void owner_died_waiters(int kind)
         wa.id = 1 + i;
         wa.timeout = MP_TEST_LONG;
         wa.mode = TRY_RELEASE;
-        party_start(&w[i], i, t_try, &wa);
+        mp_party_start(&w[i], i, t_try, &wa, sizeof wa);
     }
     wait_word(&b->ready, 2, "waiters");
     wait_asleep(b->tid[1], "the waiting thread");
     wait_asleep(b->tid[2], "the waiting process");
     double t_rel = mp_test_now();
-    party_kill(&h);
-    int c1 = party_join(&w[0]), c2 = party_join(&w[1]);
+    mp_party_kill(&h);
+    int c1 = mp_party_join(&w[0]), c2 = mp_party_join(&w[1]);
     mp_assert_int(c1, 0);
     mp_assert_int(c2, 0);
     check_waiters_after_owner_died(b, &a, kind, t_rel, "a waiter for a lock whose holder died");
@@ -989,8 +922,8 @@ static void thread_ended_waiters(int kind)
         a.lock = lock_new();
     else
         a.rlock = rlock_new();
-    static party_t h, w[2];
-    party_start(&h, 0, t_hold_then_return, &a);
+    static mp_party_t h, w[2];
+    mp_party_start(&h, 0, t_hold_then_return, &a, sizeof a);
     wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     for (int i = 0; i < 2; i++) {
@@ -998,16 +931,16 @@ static void thread_ended_waiters(int kind)
         wa.id = 1 + i;
         wa.timeout = MP_TEST_LONG;
         wa.mode = TRY_RELEASE;
-        party_start(&w[i], i, t_try, &wa);
+        mp_party_start(&w[i], i, t_try, &wa, sizeof wa);
     }
     wait_word(&b->ready, 2, "waiters");
     wait_asleep(b->tid[1], "the waiting thread");
     wait_asleep(b->tid[2], "the waiting process");
     double t_rel = mp_test_now();
     mp_test_word_store(&b->go, 1);
-    mp_assert_int(party_join(&h), 0);
-    mp_assert_int(party_join(&w[0]), 0);
-    mp_assert_int(party_join(&w[1]), 0);
+    mp_assert_int(mp_party_join(&h), 0);
+    mp_assert_int(mp_party_join(&w[0]), 0);
+    mp_assert_int(mp_party_join(&w[1]), 0);
     check_waiters_after_owner_died(b, &a, kind, t_rel, "a waiter for a lock whose holder ended");
 }
 
@@ -1022,7 +955,7 @@ static void rlock_recursion(int proc)
 {
     board_t *b = board_new();
     mp_rlock_t *r = rlock_new();
-    static party_t y;
+    static mp_party_t y;
     int id = 0;
     targ_t ta = {.b = b, .rlock = r, .kind = OBJ_RLOCK, .timeout = 0,
                  .mode = TRY_RELEASE};
@@ -1035,8 +968,8 @@ static void rlock_recursion(int proc)
     }
     for (int k = 3; k >= 1; k--) {
         ta.id = id;
-        party_start(&y, proc, t_try, &ta);
-        mp_assert_int(party_join(&y), 0);
+        mp_party_start(&y, proc, t_try, &ta, sizeof ta);
+        mp_assert_int(mp_party_join(&y), 0);
         if (b->rc[id] != -ETIMEDOUT)
             mp_test_fail("another %s took an RLock held %d time(s): %d (%s)\n",
                          kind_name(proc), k, b->rc[id], mp_strerror(b->rc[id]));
@@ -1052,7 +985,7 @@ static void rlock_recursion(int proc)
      * it this one neither takes it nor releases it. */
     ta.id = id;
     ta.mode = TRY_KEEP;
-    party_start(&y, proc, t_try, &ta);
+    mp_party_start(&y, proc, t_try, &ta, sizeof ta);
     wait_word(&b->done, (uint32_t)id + 1, "the other party's acquire");
     mp_assert_int(b->rc[id], 0);
     mp_assert_int(b->cnt[id], 1);
@@ -1063,7 +996,7 @@ static void rlock_recursion(int proc)
     check_timed(mp_test_now() - t0, 0.3, "RLock acquire(0.3) held elsewhere");
     mp_assert_int(mp_rlock_release(r), -EPERM);
     mp_test_word_store(&b->go, 1);
-    mp_assert_int(party_join(&y), 0);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc2[id], 0);
     mp_assert_int(mp_rlock_acquire(r, 0), 0);
     mp_assert_int(mp_rlock_count(r), 1);
@@ -1101,15 +1034,15 @@ static void rlock_mutex_processes(void **state)
 {
     board_t *b = board_new();
     mp_rlock_t *r = rlock_new();
-    static party_t y[2];
+    static mp_party_t y[2];
     for (int i = 0; i < 2; i++) {
         targ_t a = {.b = b, .rlock = r, .kind = OBJ_RLOCK, .id = i, .n = 5000};
-        party_start(&y[i], 1, t_incr_rlock2, &a);
+        mp_party_start(&y[i], 1, t_incr_rlock2, &a, sizeof a);
     }
     wait_word(&b->ready, 2, "incrementers");
     mp_test_word_store(&b->go, 1);
     for (int i = 0; i < 2; i++)
-        mp_assert_int(party_join(&y[i]), 0);
+        mp_assert_int(mp_party_join(&y[i]), 0);
     mp_assert_int(b->counter, 10000);
     mp_rlock_free(r);
     mp__arena_free(b);
@@ -1162,13 +1095,13 @@ static void sem_release_n(int proc)
 {
     board_t *b = board_new();
     mp_sem_t *s = sem_new(0, 0);
-    static party_t y[3];
+    static mp_party_t y[3];
     for (int i = 0; i < 3; i++)
         b->rc[i] = 12345; /* not returned yet */
     for (int i = 0; i < 3; i++) {
         targ_t a = {.b = b, .sem = s, .kind = OBJ_SEM, .id = i,
                     .timeout = MP_TEST_LONG, .mode = TRY_KEEP};
-        party_start(&y[i], proc, t_try, &a);
+        mp_party_start(&y[i], proc, t_try, &a, sizeof a);
     }
     wait_word(&b->ready, 3, "waiters");
     for (int i = 0; i < 3; i++)
@@ -1196,7 +1129,7 @@ static void sem_release_n(int proc)
     mp_assert_int(mp_sem_value(s), 0);
     mp_test_word_store(&b->go, 1); /* each releases its slot */
     for (int i = 0; i < 3; i++) {
-        mp_assert_int(party_join(&y[i]), 0);
+        mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], 0);
     }
     mp_assert_int(mp_sem_value(s), 3);
@@ -1213,15 +1146,15 @@ static void sem_holders(int proc, int bounded)
     enum { N = 3, PARTIES = 6, ITERS = 400 };
     board_t *b = board_new();
     mp_sem_t *s = sem_new(N, bounded);
-    static party_t y[PARTIES];
+    static mp_party_t y[PARTIES];
     for (int i = 0; i < PARTIES; i++) {
         targ_t a = {.b = b, .sem = s, .kind = OBJ_SEM, .id = i, .n = ITERS};
-        party_start(&y[i], proc, t_sem_holders, &a);
+        mp_party_start(&y[i], proc, t_sem_holders, &a, sizeof a);
     }
     wait_word(&b->ready, PARTIES, "parties");
     mp_test_word_store(&b->go, 1);
     for (int i = 0; i < PARTIES; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("%s %d returned %d (15: acquire gave %d, 16: release "
                          "gave %d)\n", kind_name(proc), i, code, b->rc[i],
@@ -1285,8 +1218,8 @@ static void bsem_release_by_other(void **state)
     mp_sem_t *s = sem_new(2, 1);
     targ_t a = {.b = b, .sem = s, .kind = OBJ_SEM, .id = 0, .n = 1,
                 .mode = HOLD_RETURN};
-    static party_t y;
-    party_start(&y, 0, t_hold_then_return, &a);
+    static mp_party_t y;
+    mp_party_start(&y, 0, t_hold_then_return, &a, sizeof a);
     wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(mp_sem_value(s), 1);
@@ -1295,7 +1228,7 @@ static void bsem_release_by_other(void **state)
     mp_assert_int(mp_sem_acquire(s, 0), 0);
     mp_assert_int(mp_sem_acquire(s, 0), 0);
     mp_test_word_store(&b->go, 1); /* the taker ends */
-    mp_assert_int(party_join(&y), 0);
+    mp_assert_int(mp_party_join(&y), 0);
     /* We hold both slots; nothing may be recovered from the ended taker. */
     mp_assert_int(mp_sem_acquire(s, 0), -ETIMEDOUT);
     mp_assert_int(mp_sem_acquire(s, 0.2), -ETIMEDOUT);
@@ -1318,14 +1251,14 @@ static void bsem_dead_holder(int how)
         mp_sem_t *s = sem_new(2, bounded);
         targ_t a = {.b = b, .sem = s, .kind = OBJ_SEM, .id = 0, .n = 1,
                     .mode = how == DIE_KILL ? HOLD_FOREVER : HOLD_RETURN};
-        static party_t h, y;
-        party_start(&h, how != DIE_THREAD, t_hold, &a);
+        static mp_party_t h, y;
+        mp_party_start(&h, how != DIE_THREAD, t_hold, &a, sizeof a);
         wait_word(&b->held, 1, "holder");
         mp_assert_int(b->rc[0], 0);
         if (how == DIE_KILL)
-            party_kill(&h);
+            mp_party_kill(&h);
         else
-            mp_assert_int(party_join(&h), 0);
+            mp_assert_int(mp_party_join(&h), 0);
         if (!bounded) {
             mp_assert_int(mp_sem_value(s), 1);
             mp_assert_int(mp_sem_acquire(s, 0), 0);
@@ -1337,8 +1270,8 @@ static void bsem_dead_holder(int how)
         /* Another process takes both slots within a generous timeout. */
         targ_t ya = {.b = b, .sem = s, .kind = OBJ_SEM, .id = 1,
                      .timeout = MP_TEST_LONG};
-        party_start(&y, 1, t_sem_two, &ya);
-        mp_assert_int(party_join(&y), 0);
+        mp_party_start(&y, 1, t_sem_two, &ya, sizeof ya);
+        mp_assert_int(mp_party_join(&y), 0);
         mp_assert_int(b->rc2[1], 0);
         if (b->rc[1] != 0)
             mp_test_fail("the dead holder's slot was not recovered: second "
@@ -1367,19 +1300,19 @@ static void bsem_holder_killed_waiter(void **state)
     mp_sem_t *s = sem_new(2, 1);
     targ_t a = {.b = b, .sem = s, .kind = OBJ_SEM, .id = 0, .n = 1,
                 .mode = HOLD_FOREVER};
-    static party_t h, y;
-    party_start(&h, 1, t_hold, &a);
+    static mp_party_t h, y;
+    mp_party_start(&h, 1, t_hold, &a, sizeof a);
     wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     targ_t ya = {.b = b, .sem = s, .kind = OBJ_SEM, .id = 1,
                  .timeout = MP_TEST_LONG};
-    party_start(&y, 1, t_sem_two, &ya);
+    mp_party_start(&y, 1, t_sem_two, &ya, sizeof ya);
     wait_word(&b->held, 2, "the waiter's first slot");
     mp_assert_int(b->rc2[1], 0);
     wait_asleep(b->tid[1], "the waiter in its second acquire");
     mp_assert_int(mp_test_word_get(&b->done), 0);
-    party_kill(&h);
-    mp_assert_int(party_join(&y), 0);
+    mp_party_kill(&h);
+    mp_assert_int(mp_party_join(&y), 0);
     if (b->rc[1] != 0)
         mp_test_fail("the waiter did not get the dead holder's slot: %d (%s) "
                      "after %.2f s\n", b->rc[1], mp_strerror(b->rc[1]), b->el[1]);
@@ -1398,8 +1331,8 @@ static void bsem_holder_zombie(void **state)
     mp_sem_t *s = sem_new(2, 1);
     targ_t a = {.b = b, .sem = s, .kind = OBJ_SEM, .id = 0, .n = 1,
                 .mode = HOLD_FOREVER};
-    static party_t h;
-    party_start(&h, 1, t_hold, &a);
+    static mp_party_t h;
+    mp_party_start(&h, 1, t_hold, &a, sizeof a);
     wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     kill_unreaped(&h);
@@ -1407,7 +1340,7 @@ static void bsem_holder_zombie(void **state)
     int r1 = mp_sem_acquire(s, 10.0 * mp_test_scale());
     int r2 = r1 == 0 ? mp_sem_acquire(s, 10.0 * mp_test_scale()) : r1;
     double el = mp_test_now() - t0;
-    mp_assert_int(party_join(&h), -SIGKILL);
+    mp_assert_int(mp_party_join(&h), -SIGKILL);
     if (r1 != 0 || r2 != 0)
         mp_test_fail("a killed, unreaped holder's slot was not recovered: "
                      "acquires gave %d, %d after %.1f s\n", r1, r2, el);
@@ -1499,13 +1432,13 @@ static void cond_basic(void **state)
 /* start_waiters starts k parties in t_cond_wait and returns once all of
  * them are inside wait (they count themselves under the lock, and we took
  * the lock after the last count). Returns holding the lock. */
-static void start_waiters(party_t *y, int k, int proc, const targ_t *a)
+static void start_waiters(mp_party_t *y, int k, int proc, const targ_t *a)
 {
     board_t *b = a->b;
     for (int i = 0; i < k; i++) {
         targ_t wa = *a;
         wa.id = i;
-        party_start(&y[i], proc, t_cond_wait, &wa);
+        mp_party_start(&y[i], proc, t_cond_wait, &wa, sizeof wa);
     }
     wait_word(&b->waiting, (uint32_t)k, "waiters");
     mp_assert_int(mp_cond_acquire(a->cond, MP_TEST_LONG), 0);
@@ -1518,7 +1451,7 @@ static void cond_notify(int proc)
     board_t *b = board_new();
     mp_lock_t *l = lock_new();
     mp_cond_t *c = cond_new(l, NULL);
-    static party_t y[K];
+    static mp_party_t y[K];
     targ_t a = {.b = b, .lock = NULL, .cond = c, .n = 1,
                 .timeout = MP_TEST_LONG};
     start_waiters(y, K, proc, &a);
@@ -1546,7 +1479,7 @@ static void cond_notify(int proc)
     mp_assert_int(mp_cond_release(c), 0);
     wait_word(&b->woken, K, "waiters woken by notify_all");
     for (int i = 0; i < K; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("waiter %d returned %d (rc %d, rc2 %d)\n", i, code,
                          b->rc[i], b->rc2[i]);
@@ -1569,11 +1502,11 @@ static void cond_notify_all_mixed(void **state)
     enum { K = 6 };
     board_t *b = board_new();
     mp_cond_t *c = cond_new(NULL, NULL);
-    static party_t y[K];
+    static mp_party_t y[K];
     for (int i = 0; i < K; i++) {
         targ_t wa = {.b = b, .cond = c, .id = i, .n = 1,
                      .timeout = MP_TEST_LONG};
-        party_start(&y[i], i & 1, t_cond_wait, &wa);
+        mp_party_start(&y[i], i & 1, t_cond_wait, &wa, sizeof wa);
     }
     wait_word(&b->waiting, K, "waiters");
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0);
@@ -1582,7 +1515,7 @@ static void cond_notify_all_mixed(void **state)
     mp_assert_int(mp_cond_release(c), 0);
     wait_word(&b->woken, K, "waiters woken by notify_all");
     for (int i = 0; i < K; i++) {
-        mp_assert_int(party_join(&y[i]), 0);
+        mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], 0);
         check_prompt(b->at[i], t_rel, "a Condition waiter");
     }
@@ -1599,14 +1532,14 @@ static void cond_no_spurious_wakeup(int proc)
     board_t *b = board_new();
     mp_lock_t *l = lock_new();
     mp_cond_t *c = cond_new(l, NULL);
-    static party_t y[K];
+    static mp_party_t y[K];
     catch_sigusr1();
     for (int i = 0; i < K; i++)
         b->rc[i] = UNSET;
     for (int i = 0; i < K; i++) {
         targ_t wa = {.b = b, .cond = c, .id = i, .n = 1,
                      .timeout = MP_TEST_LONG, .mode = 1};
-        party_start(&y[i], proc, t_cond_wait, &wa);
+        mp_party_start(&y[i], proc, t_cond_wait, &wa, sizeof wa);
     }
     wait_word(&b->waiting, K, "waiters");
     for (int i = 0; i < K; i++)
@@ -1633,7 +1566,7 @@ static void cond_no_spurious_wakeup(int proc)
     mp_assert_int(mp_cond_release(c), 0);
     wait_word(&b->woken, K, "the waiter woken by the second notify(1)");
     for (int i = 0; i < K; i++) {
-        mp_assert_int(party_join(&y[i]), 0);
+        mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], 0);
     }
     mp_cond_free(c);
@@ -1650,10 +1583,10 @@ static void cond_wait_timeout(int proc)
     board_t *b = board_new();
     mp_lock_t *l = lock_new();
     mp_cond_t *c = cond_new(l, NULL);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .cond = c, .id = 0, .n = 1, .timeout = 0.4};
-    party_start(&y, proc, t_cond_wait, &a);
-    mp_assert_int(party_join(&y), 0);
+    mp_party_start(&y, proc, t_cond_wait, &a, sizeof a);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], -ETIMEDOUT);
     check_timed(b->el[0], 0.4, "Condition wait(0.4)");
     mp_assert_int(mp_lock_locked(l), 0);
@@ -1743,10 +1676,10 @@ static void cond_rlock(int proc)
     board_t *b = board_new();
     mp_rlock_t *r = rlock_new();
     mp_cond_t *c = cond_new(NULL, r);
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .cond = c, .rlock = r, .id = 0, .n = 2,
                 .timeout = MP_TEST_LONG};
-    party_start(&y, proc, t_cond_wait, &a);
+    mp_party_start(&y, proc, t_cond_wait, &a, sizeof a);
     wait_word(&b->waiting, 1, "the waiter");
     double t0 = mp_test_now();
     int rc = mp_rlock_acquire(r, MP_TEST_LONG);
@@ -1755,7 +1688,7 @@ static void cond_rlock(int proc)
     mp_assert_int(mp_rlock_count(r), 1);
     mp_assert_int(mp_cond_notify(c, 1), 0);
     mp_assert_int(mp_rlock_release(r), 0);
-    mp_assert_int(party_join(&y), 0);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(b->cnt[0], 2);     /* the count after wait */
     mp_assert_int(b->rc2[0], -EPERM); /* a third release */
@@ -1779,10 +1712,10 @@ static void cond_producer_consumer(int proc)
     board_t *b = board_new();
     mp_lock_t *l = lock_new();
     mp_cond_t *not_empty = cond_new(l, NULL), *not_full = cond_new(l, NULL);
-    static party_t y[NC];
+    static mp_party_t y[NC];
     for (int i = 0; i < NC; i++) {
         targ_t a = {.b = b, .cond = not_empty, .cond2 = not_full, .id = i};
-        party_start(&y[i], proc, t_consumer, &a);
+        mp_party_start(&y[i], proc, t_consumer, &a, sizeof a);
     }
     for (int i = 0; i < TOTAL; i++) {
         mp_assert_int(mp_cond_acquire(not_full, MP_TEST_LONG), 0);
@@ -1805,7 +1738,7 @@ static void cond_producer_consumer(int proc)
     mp_assert_int(mp_cond_release(not_empty), 0);
     int sum = 0;
     for (int i = 0; i < NC; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("consumer %d returned %d (26: wait gave %d)\n", i,
                          code, b->rc[i]);
@@ -1831,30 +1764,30 @@ static void cond_dead_waiter(int reap)
     board_t *b = board_new();
     mp_lock_t *l = lock_new();
     mp_cond_t *c = cond_new(l, NULL);
-    static party_t dead, live;
+    static mp_party_t dead, live;
     targ_t da = {.b = b, .cond = c, .id = 0, .n = 1, .timeout = MP_FOREVER};
-    party_start(&dead, 1, t_cond_wait, &da);
+    mp_party_start(&dead, 1, t_cond_wait, &da, sizeof da);
     wait_word(&b->waiting, 1, "the doomed waiter");
     wait_asleep(b->tid[0], "the doomed waiter in wait");
     if (reap)
-        party_kill(&dead);
+        mp_party_kill(&dead);
     else
         kill_unreaped(&dead);
     b->rc[1] = 12345;
     targ_t la = {.b = b, .cond = c, .id = 1, .n = 1, .timeout = MP_TEST_LONG};
-    party_start(&live, 0, t_cond_wait, &la);
+    mp_party_start(&live, 0, t_cond_wait, &la, sizeof la);
     wait_word(&b->waiting, 2, "the live waiter");
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0); /* it waits now */
     double t_rel = mp_test_now();
     mp_assert_int(mp_cond_notify(c, 1), 0);
     mp_assert_int(mp_cond_release(c), 0);
-    mp_assert_int(party_join(&live), 0);
+    mp_assert_int(mp_party_join(&live), 0);
     if (b->rc[1] != 0)
         mp_test_fail("notify(1) did not reach the live waiter (it got %d, %s): "
                      "lost on the dead one\n", b->rc[1], mp_strerror(b->rc[1]));
     check_prompt(b->at[1], t_rel, "the live waiter");
     if (!reap)
-        mp_assert_int(party_join(&dead), -SIGKILL);
+        mp_assert_int(mp_party_join(&dead), -SIGKILL);
     mp_assert_int(mp_lock_locked(l), 0);
     mp_cond_free(c);
     mp_lock_free(l);
@@ -1891,17 +1824,17 @@ static void cond_wait_owner_died(void **state)
     board_t *b = board_new();
     mp_lock_t *l = lock_new();
     mp_cond_t *c = cond_new(l, NULL);
-    static party_t w, k;
+    static mp_party_t w, k;
     targ_t wa = {.b = b, .cond = c, .id = 0, .n = 1, .timeout = MP_TEST_LONG};
-    party_start(&w, 0, t_cond_wait, &wa);
+    mp_party_start(&w, 0, t_cond_wait, &wa, sizeof wa);
     targ_t ka = {.b = b, .cond = c, .id = 1};
-    party_start(&k, 1, t_cond_notify_die, &ka);
+    mp_party_start(&k, 1, t_cond_notify_die, &ka, sizeof ka);
     wait_word(&b->held, 1, "the notifier");
     mp_assert_int(b->rc[1], 0);
-    party_kill(&k);
+    mp_party_kill(&k);
     wait_word(&b->woken, 1, "the waiter");
     mp_assert_int(b->rc[0], -EOWNERDEAD);
-    mp_assert_int(party_join(&w), 0);
+    mp_assert_int(mp_party_join(&w), 0);
     mp_assert_int(b->rc2[0], 0);
     mp_assert_int(mp_lock_locked(l), 0);
     mp_assert_int(mp_cond_acquire(c, 0), 0);
@@ -1950,10 +1883,10 @@ static void event_wakes(int proc)
     enum { K = 4 };
     board_t *b = board_new();
     mp_event_t *e = event_new();
-    static party_t y[K];
+    static mp_party_t y[K];
     for (int i = 0; i < K; i++) {
         targ_t a = {.b = b, .ev = e, .id = i, .timeout = MP_TEST_LONG};
-        party_start(&y[i], proc, t_event_wait, &a);
+        mp_party_start(&y[i], proc, t_event_wait, &a, sizeof a);
     }
     wait_word(&b->ready, K, "waiters");
     for (int i = 0; i < K; i++)
@@ -1962,7 +1895,7 @@ static void event_wakes(int proc)
     double t_rel = mp_test_now();
     mp_assert_int(mp_event_set(e), 0);
     for (int i = 0; i < K; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("waiter %d returned %d (40: wait gave %d, 41: "
                          "returned before the set)\n", i, code, b->rc[i]);
@@ -1972,10 +1905,10 @@ static void event_wakes(int proc)
     memset(b->rc, 0, sizeof b->rc);
     for (int i = 0; i < 2; i++) {
         targ_t a = {.b = b, .ev = e, .id = i, .timeout = 0.3};
-        party_start(&y[i], proc, t_event_wait, &a);
+        mp_party_start(&y[i], proc, t_event_wait, &a, sizeof a);
     }
     for (int i = 0; i < 2; i++) {
-        mp_assert_int(party_join(&y[i]), 40);
+        mp_assert_int(mp_party_join(&y[i]), 40);
         mp_assert_int(b->rc[i], -ETIMEDOUT);
         check_timed(b->el[i], 0.3, "Event wait(0.3) after clear");
     }
@@ -2013,9 +1946,9 @@ static void event_ping_pong(void **state)
     enum { N = 500 };
     board_t *b = board_new();
     mp_event_t *e = event_new();
-    static party_t y;
+    static mp_party_t y;
     targ_t a = {.b = b, .ev = e, .n = N};
-    party_start(&y, 1, t_event_rounds, &a);
+    mp_party_start(&y, 1, t_event_rounds, &a, sizeof a);
     for (int r = 0; r < N; r++) {
         mp_assert_int(mp_event_set(e), 0);
         if (mp_test_word_wait(&b->done, (uint32_t)r + 1, MP_TEST_LONG) != 0)
@@ -2023,7 +1956,7 @@ static void event_ping_pong(void **state)
         mp_assert_int(mp_event_clear(e), 0);
         mp_test_word_store(&b->go, (uint32_t)r + 1);
     }
-    int code = party_join(&y);
+    int code = mp_party_join(&y);
     if (code != 0)
         mp_test_fail("the waiter returned %d (wait gave %d in round %d)\n",
                      code, b->rc[0], b->cnt[0]);
@@ -2039,10 +1972,10 @@ static void event_pulse(int proc)
     enum { K = 3 };
     board_t *b = board_new();
     mp_event_t *e = event_new();
-    static party_t y[K];
+    static mp_party_t y[K];
     for (int i = 0; i < K; i++) {
         targ_t a = {.b = b, .ev = e, .id = i, .timeout = 10.0 * mp_test_scale()};
-        party_start(&y[i], proc, t_event_wait, &a);
+        mp_party_start(&y[i], proc, t_event_wait, &a, sizeof a);
     }
     wait_word(&b->ready, K, "waiters");
     for (int i = 0; i < K; i++)
@@ -2053,7 +1986,7 @@ static void event_pulse(int proc)
     mp_assert_int(mp_event_clear(e), 0);
     int missed = 0;
     for (int i = 0; i < K; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0 || b->at[i] - t_rel > 5.0 * mp_test_scale())
             missed++;
     }
@@ -2117,14 +2050,14 @@ static void barrier_rounds(int proc, int parties, int rounds, int action)
     board_t *b = board_new();
     mp_barrier_t *bar = barrier_new(b, parties, action, MP_FOREVER);
     mp_assert_int(mp_barrier_parties(bar), parties);
-    static party_t y[SLOTS];
+    static mp_party_t y[SLOTS];
     for (int i = 0; i < parties; i++) {
         targ_t a = {.b = b, .bar = bar, .id = i, .n = rounds,
                     .timeout = MP_TEST_LONG, .mode = action};
-        party_start(&y[i], proc, t_barrier, &a);
+        mp_party_start(&y[i], proc, t_barrier, &a, sizeof a);
     }
     for (int i = 0; i < parties; i++) {
-        int code = party_join(&y[i]);
+        int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("party %d returned %d in round %d (30: wait gave %d, "
                          "31: left early, arrivals %d, 32: action count %d)\n",
@@ -2166,12 +2099,12 @@ static void wait_n_waiting(mp_barrier_t *bar, int n)
 
 /* start_bar_waiters starts k parties in t_bar_once (timeout t) and waits
  * until all of them wait in the barrier. */
-static void start_bar_waiters(party_t *y, int k, int proc, board_t *b,
+static void start_bar_waiters(mp_party_t *y, int k, int proc, board_t *b,
                               mp_barrier_t *bar, double t)
 {
     for (int i = 0; i < k; i++) {
         targ_t a = {.b = b, .bar = bar, .id = i, .timeout = t};
-        party_start(&y[i], proc, t_bar_once, &a);
+        mp_party_start(&y[i], proc, t_bar_once, &a, sizeof a);
     }
     wait_n_waiting(bar, k);
 }
@@ -2180,7 +2113,7 @@ static void start_bar_waiters(party_t *y, int k, int proc, board_t *b,
  * full round; the indexes are distinct. */
 static void one_round(int proc, board_t *b, mp_barrier_t *bar, int k)
 {
-    static party_t y[SLOTS];
+    static mp_party_t y[SLOTS];
     memset(b->rc, 0, sizeof b->rc);
     start_bar_waiters(y, k, proc, b, bar, MP_TEST_LONG);
     int mine = mp_barrier_wait(bar, MP_TEST_LONG);
@@ -2188,7 +2121,7 @@ static void one_round(int proc, board_t *b, mp_barrier_t *bar, int k)
     if (mine >= 0)
         seen |= 1u << mine;
     for (int i = 0; i < k; i++) {
-        mp_assert_int(party_join(&y[i]), 0);
+        mp_assert_int(mp_party_join(&y[i]), 0);
         if (b->rc[i] >= 0)
             seen |= 1u << b->rc[i];
     }
@@ -2202,7 +2135,7 @@ static void barrier_abort(int proc)
 {
     board_t *b = board_new();
     mp_barrier_t *bar = barrier_new(b, 3, 0, MP_FOREVER);
-    static party_t y[2];
+    static mp_party_t y[2];
     mp_assert_int(mp_barrier_n_waiting(bar), 0);
     mp_assert_int(mp_barrier_broken(bar), 0);
     start_bar_waiters(y, 2, proc, b, bar, MP_TEST_LONG);
@@ -2210,7 +2143,7 @@ static void barrier_abort(int proc)
     double t_rel = mp_test_now();
     mp_assert_int(mp_barrier_abort(bar), 0);
     for (int i = 0; i < 2; i++) {
-        mp_assert_int(party_join(&y[i]), 0);
+        mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], MP_EBROKEN);
         check_prompt(b->at[i], t_rel, "a Barrier waiter at abort");
     }
@@ -2238,12 +2171,12 @@ static void barrier_reset(int proc)
 {
     board_t *b = board_new();
     mp_barrier_t *bar = barrier_new(b, 3, 0, MP_FOREVER);
-    static party_t y[2];
+    static mp_party_t y[2];
     start_bar_waiters(y, 2, proc, b, bar, MP_TEST_LONG);
     double t_rel = mp_test_now();
     mp_assert_int(mp_barrier_reset(bar), 0);
     for (int i = 0; i < 2; i++) {
-        mp_assert_int(party_join(&y[i]), 0);
+        mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], MP_EBROKEN);
         check_prompt(b->at[i], t_rel, "a Barrier waiter at reset");
     }
@@ -2264,14 +2197,14 @@ static void barrier_action_fails(int proc)
     board_t *b = board_new();
     mp_barrier_t *bar = barrier_new(b, 3, 1, MP_FOREVER);
     b->fail_round = 1;
-    static party_t y[3];
+    static mp_party_t y[3];
     for (int i = 0; i < 3; i++) {
         targ_t a = {.b = b, .bar = bar, .id = i, .timeout = MP_TEST_LONG};
         b->arrivals++;
-        party_start(&y[i], proc, t_bar_once, &a);
+        mp_party_start(&y[i], proc, t_bar_once, &a, sizeof a);
     }
     for (int i = 0; i < 3; i++) {
-        mp_assert_int(party_join(&y[i]), 0);
+        mp_assert_int(mp_party_join(&y[i]), 0);
         if (b->rc[i] != MP_EBROKEN)
             mp_test_fail("party %d got %d (%s) from a round whose action "
                          "failed\n", i, b->rc[i], mp_strerror(b->rc[i]));
@@ -2283,14 +2216,14 @@ static void barrier_action_fails(int proc)
     b->action_runs = 0;
     b->arrivals = 0;
     b->fail_round = 0;
-    static party_t z[3];
+    static mp_party_t z[3];
     for (int i = 0; i < 3; i++) {
         targ_t a = {.b = b, .bar = bar, .id = i, .n = 3,
                     .timeout = MP_TEST_LONG, .mode = 1};
-        party_start(&z[i], proc, t_barrier, &a);
+        mp_party_start(&z[i], proc, t_barrier, &a, sizeof a);
     }
     for (int i = 0; i < 3; i++)
-        mp_assert_int(party_join(&z[i]), 0);
+        mp_assert_int(mp_party_join(&z[i]), 0);
     mp_assert_int(b->action_runs, 3);
     mp_barrier_free(bar);
     mp__arena_free(b);
@@ -2306,12 +2239,12 @@ static void barrier_timeout(int proc)
 {
     board_t *b = board_new();
     mp_barrier_t *bar = barrier_new(b, 3, 0, MP_FOREVER);
-    static party_t y[1];
+    static mp_party_t y[1];
     start_bar_waiters(y, 1, proc, b, bar, MP_TEST_LONG);
     double t0 = mp_test_now();
     mp_assert_int(mp_barrier_wait(bar, 0.4), MP_EBROKEN);
     check_timed(mp_test_now() - t0, 0.4, "Barrier wait(0.4)");
-    mp_assert_int(party_join(&y[0]), 0);
+    mp_assert_int(mp_party_join(&y[0]), 0);
     mp_assert_int(b->rc[0], MP_EBROKEN);
     check_prompt(b->at[0], t0 + 0.4, "the other Barrier waiter at a timeout");
     mp_assert_int(mp_barrier_broken(bar), 1);
@@ -2331,17 +2264,17 @@ static void barrier_timeout(int proc)
     bar = barrier_new(b, 2, 0, 0.3);
     memset(b->rc, 0, sizeof b->rc);
     targ_t a = {.b = b, .bar = bar, .id = 0, .timeout = MP_BARRIER_DEFAULT};
-    party_start(&y[0], proc, t_bar_once, &a);
-    mp_assert_int(party_join(&y[0]), 0);
+    mp_party_start(&y[0], proc, t_bar_once, &a, sizeof a);
+    mp_assert_int(mp_party_join(&y[0]), 0);
     mp_assert_int(b->rc[0], MP_EBROKEN);
     check_timed(b->el[0], 0.3, "Barrier wait(MP_BARRIER_DEFAULT), default 0.3");
     mp_assert_int(mp_barrier_broken(bar), 1);
     mp_assert_int(mp_barrier_reset(bar), 0);
     /* An explicit timeout overrides the default. */
-    party_start(&y[0], proc, t_bar_once, &a);
+    mp_party_start(&y[0], proc, t_bar_once, &a, sizeof a);
     t0 = mp_test_now();
     int rc = mp_barrier_wait(bar, MP_TEST_LONG);
-    mp_assert_int(party_join(&y[0]), 0);
+    mp_assert_int(mp_party_join(&y[0]), 0);
     mp_assert_int(rc >= 0, 1);
     mp_assert_int(b->rc[0] >= 0, 1);
     mp_barrier_free(bar);
@@ -2358,18 +2291,18 @@ static void barrier_dead_party(void **state)
 {
     board_t *b = board_new();
     mp_barrier_t *bar = barrier_new(b, 3, 0, MP_FOREVER);
-    static party_t dead, other;
+    static mp_party_t dead, other;
     targ_t da = {.b = b, .id = 2};
-    party_start(&dead, 1, t_block_forever, &da);
+    mp_party_start(&dead, 1, t_block_forever, &da, sizeof da);
     wait_word(&b->ready, 1, "the doomed party");
     targ_t oa = {.b = b, .bar = bar, .id = 0, .timeout = 1.0};
-    party_start(&other, 1, t_bar_once, &oa);
+    mp_party_start(&other, 1, t_bar_once, &oa, sizeof oa);
     wait_n_waiting(bar, 1);
-    party_kill(&dead);
+    mp_party_kill(&dead);
     double t0 = mp_test_now();
     int rc = mp_barrier_wait(bar, 1.0);
     double el = mp_test_now() - t0;
-    mp_assert_int(party_join(&other), 0);
+    mp_assert_int(mp_party_join(&other), 0);
     mp_assert_int(rc, MP_EBROKEN);
     /* The other process's timeout ran out first and broke it for us. */
     if (el > 1.0 + 10.0 * mp_test_scale())
@@ -2385,27 +2318,27 @@ static void barrier_dead_party(void **state)
  * that round return by their timeout (an index: the dead one counted, or
  * MP_EBROKEN); after reset, a full round of live parties works: the dead
  * party does not wedge the barrier for good. */
-static void kill_unreaped(party_t *y);
+static void kill_unreaped(mp_party_t *y);
 
 static void barrier_party_killed_waiting(int reap)
 {
     board_t *b = board_new();
     mp_barrier_t *bar = barrier_new(b, 3, 0, MP_FOREVER);
-    static party_t dead, y[2];
+    static mp_party_t dead, y[2];
     targ_t da = {.b = b, .bar = bar, .id = 5, .timeout = MP_FOREVER};
-    party_start(&dead, 1, t_bar_once, &da);
+    mp_party_start(&dead, 1, t_bar_once, &da, sizeof da);
     wait_n_waiting(bar, 1);
     wait_asleep(b->tid[5], "the doomed party in wait");
     if (reap)
-        party_kill(&dead);
+        mp_party_kill(&dead);
     else
         kill_unreaped(&dead);
     targ_t a = {.b = b, .bar = bar, .id = 0, .timeout = 2.0};
-    party_start(&y[0], 0, t_bar_once, &a);
+    mp_party_start(&y[0], 0, t_bar_once, &a, sizeof a);
     double t0 = mp_test_now();
     int rc = mp_barrier_wait(bar, 2.0);
     double el = mp_test_now() - t0;
-    mp_assert_int(party_join(&y[0]), 0);
+    mp_assert_int(mp_party_join(&y[0]), 0);
     print_message("round with the dead party: %d (%s), %d (%s)\n", rc,
                   mp_test_codename(rc), b->rc[0], mp_test_codename(b->rc[0]));
     if (el > 2.0 + 10.0 * mp_test_scale())
@@ -2416,11 +2349,11 @@ static void barrier_party_killed_waiting(int reap)
     memset(b->rc, 0, sizeof b->rc);
     targ_t a0 = {.b = b, .bar = bar, .id = 0, .timeout = t};
     targ_t a1 = {.b = b, .bar = bar, .id = 1, .timeout = t};
-    party_start(&y[0], 0, t_bar_once, &a0);
-    party_start(&y[1], 1, t_bar_once, &a1);
+    mp_party_start(&y[0], 0, t_bar_once, &a0, sizeof a0);
+    mp_party_start(&y[1], 1, t_bar_once, &a1, sizeof a1);
     int mine = mp_barrier_wait(bar, t);
-    mp_assert_int(party_join(&y[0]), 0);
-    mp_assert_int(party_join(&y[1]), 0);
+    mp_assert_int(mp_party_join(&y[0]), 0);
+    mp_assert_int(mp_party_join(&y[1]), 0);
     if (mine < 0 || b->rc[0] < 0 || b->rc[1] < 0)
         mp_test_fail("after a party died waiting and a reset, a full round "
                      "gave %d (%s), %d (%s), %d (%s): the barrier is wedged\n",
@@ -2428,7 +2361,7 @@ static void barrier_party_killed_waiting(int reap)
                      b->rc[1], mp_strerror(b->rc[1]));
     mp_assert_int((1 << mine) | (1 << b->rc[0]) | (1 << b->rc[1]), 7);
     if (!reap)
-        mp_assert_int(party_join(&dead), -SIGKILL);
+        mp_assert_int(mp_party_join(&dead), -SIGKILL);
     mp_barrier_free(bar);
     mp__arena_free(b);
 }
@@ -2585,9 +2518,9 @@ static void free_in_child(void **state)
                 .sem = sem_new(1, 1), .ev = event_new()};
     a.cond = cond_new(a.lock, NULL);
     a.bar = barrier_new(b, 1, 0, MP_FOREVER);
-    static party_t y;
-    party_start(&y, 1, t_free_all, &a);
-    mp_assert_int(party_join(&y), 0);
+    static mp_party_t y;
+    mp_party_start(&y, 1, t_free_all, &a, sizeof a);
+    mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(mp_lock_acquire(a.lock, 0), 0);
     mp_assert_int(mp_cond_wait(a.cond, 0), -ETIMEDOUT);
     mp_assert_int(mp_lock_release(a.lock), 0);
