@@ -13,8 +13,10 @@
  *  - a FREE block that no list holds is leaked, never corrupt.
  * Each step of alloc and free is one aligned store that keeps them, so a
  * process killed inside the critical section leaves the heap consistent; the
- * robust mutex reports EOWNERDEAD to the next locker, which marks it
- * consistent and counts a recovery.
+ * robust lock (src/sys/robust.c) reports EOWNERDEAD to the next locker,
+ * which counts a recovery and goes on. (glibc's robust mutex was used
+ * before; it loses a wake-up when a woken waiter is killed after another
+ * thread took the free lock, see robust.c.)
  *
  * Lock order: the arena mutex is a leaf (nothing else is taken under it).
  * Process-local state: the mapping's base, fd and length, set once (by init or
@@ -49,7 +51,7 @@ typedef struct {
 typedef struct {
     uint64_t magic;
     uint64_t reserve;
-    pthread_mutex_t mu;
+    mp__robust_t mu;
     _Atomic uint64_t top;  /* end of the last block, as an offset */
     _Atomic uint64_t size; /* the memfd's size */
     _Atomic uint64_t used;
@@ -99,7 +101,6 @@ static int init_locked(void)
 {
     int fd = -1, rc;
     void *base = NULL;
-    pthread_mutexattr_t ma;
 
     fd = mp__sys_memfd("mproc-arena", MFD_CLOEXEC);
     if (fd < 0)
@@ -117,11 +118,6 @@ static int init_locked(void)
     }
     header_t *h = base;
     h->reserve = ARENA_RESERVE;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&h->mu, &ma);
-    pthread_mutexattr_destroy(&ma);
     atomic_store(&h->top, DATA_START);
     atomic_store(&h->size, ARENA_INITIAL);
     h->magic = ARENA_MAGIC;
@@ -186,16 +182,22 @@ int mp__arena_contains(const void *p)
            (const char *)p < (char *)h + atomic_load(&h->top);
 }
 
-static void lock_arena(void)
+static int lock_arena(void)
 {
-    int r = pthread_mutex_lock(&arena->mu);
-    if (r == EOWNERDEAD) {
+    int r;
+    do
+        r = mp__robust_lock(&arena->mu, MP__NEVER);
+    while (r == -EINTR);
+    if (r == -EOWNERDEAD) {
         /* Every state between two stores is consistent (see the top of this
-         * file): nothing to repair but the lock itself. */
+         * file): nothing to repair. */
         atomic_fetch_add(&arena->recoveries, 1);
-        pthread_mutex_consistent(&arena->mu);
+        r = 0;
     }
+    return r;
 }
+
+static void unlock_arena(void) { mp__robust_unlock(&arena->mu); }
 
 static int class_for(size_t n)
 {
@@ -242,7 +244,8 @@ void *mp__arena_alloc_raw(size_t n)
     uint64_t bsize = (uint64_t)1 << c;
     block_t *b;
 
-    lock_arena();
+    if (lock_arena() < 0)
+        return NULL;
     uint64_t off = arena->head[c];
     if (off) {
         b = at(off);
@@ -289,10 +292,10 @@ void *mp__arena_alloc_raw(size_t n)
             mp__arena_test_hook();
     }
     atomic_fetch_add(&arena->used, bsize);
-    pthread_mutex_unlock(&arena->mu);
+    unlock_arena();
     return b + 1;
 nomem:
-    pthread_mutex_unlock(&arena->mu);
+    unlock_arena();
     return NULL;
 }
 
@@ -306,14 +309,15 @@ void mp__arena_free(void *p)
     uint64_t bsize = (uint64_t)1 << b->cls;
     if (bsize >= (1u << 20)) /* give large blocks' pages back */
         madvise(b + 1, bsize - sizeof *b, MADV_REMOVE);
-    lock_arena();
+    if (lock_arena() < 0)
+        return; /* leaked: no lock to take here */
     b->state = BLOCK_FREE;
     b->next = arena->head[b->cls];
     STEP();
     arena->head[b->cls] = off_of(b); /* publishes: leaked, not torn, if we die before */
     atomic_fetch_add(&arena->nfree, 1);
     atomic_fetch_sub(&arena->used, bsize);
-    pthread_mutex_unlock(&arena->mu);
+    unlock_arena();
 }
 
 int mp__arena_check(const char **why)
@@ -326,8 +330,11 @@ int mp__arena_check(const char **why)
         *why = "no arena";
         return -EUCLEAN;
     }
-    int rc = 0;
-    lock_arena();
+    int rc = lock_arena();
+    if (rc < 0) {
+        *why = "cannot take the arena's lock";
+        return rc;
+    }
     uint64_t top = atomic_load(&arena->top), off = DATA_START;
     if (top > atomic_load(&arena->size)) {
         *why = "top beyond the memfd's size";
@@ -357,7 +364,7 @@ int mp__arena_check(const char **why)
         }
     }
 out:
-    pthread_mutex_unlock(&arena->mu);
+    unlock_arena();
     return rc;
 }
 
