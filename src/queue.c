@@ -36,8 +36,8 @@
  * but not yet given back, and a big block a consumer finished copying but had
  * not given back yet.
  *
- * Waiting: consumers wait for "a put or a close" on get_seq, producers of a
- * bounded queue for "a get or a close" on put_seq, joiners on join_seq. A
+ * Waiting: consumers wait for "a put or a close" on gw.seq, producers of a
+ * bounded queue for "a get or a close" on pw.seq, joiners on join_seq. A
  * waiter counts itself in the side's waiters, reads the sequence word, looks
  * once more, spins briefly when more than one CPU can run us, then sleeps
  * (counted in sleepers). The other side publishes its change, fences, and
@@ -142,8 +142,10 @@ struct mp_queue {
     _Atomic uint64_t get_total;
     cjournal_t cj;
 
-    alignas(LINE) _Atomic uint32_t get_seq, get_waiters, get_sleepers;
-    alignas(LINE) _Atomic uint32_t put_seq, put_waiters, put_sleepers;
+    /* One line for each kind of wait: seq, waiters, sleepers. */
+    alignas(LINE) struct {
+        _Atomic uint32_t seq, waiters, sleepers;
+    } gw, pw;
     alignas(LINE) _Atomic uint64_t done_total;
     _Atomic uint32_t join_seq, join_sleepers;
 };
@@ -465,7 +467,7 @@ static int room(mp_queue_t *q, mp__deadline_t d)
             return 0;
         if (d != MP__NEVER && mp__now_ns() >= d)
             return MP_EFULL;
-        int r = wait_on(q, &q->p, &q->put_seq, &q->put_waiters, &q->put_sleepers, has_room, d);
+        int r = wait_on(q, &q->p, &q->pw.seq, &q->pw.waiters, &q->pw.sleepers, has_room, d);
         if (r < 0 && r != -ETIMEDOUT)
             return r; /* the deadline passed: one last look, then MP_EFULL */
     }
@@ -510,7 +512,7 @@ static int put_big(mp_queue_t *q, const void *buf, size_t len, mp__deadline_t d)
         return r;
     }
     unlock_side(&q->p);
-    signal_side(&q->get_seq, &q->get_waiters, &q->get_sleepers, 1);
+    signal_side(&q->gw.seq, &q->gw.waiters, &q->gw.sleepers, 1);
     return 0;
 }
 
@@ -531,7 +533,7 @@ int mp_queue_put(mp_queue_t *q, const void *buf, size_t len, double timeout)
         r = append(q, buf, len, NULL);
     unlock_side(&q->p);
     if (r == 0)
-        signal_side(&q->get_seq, &q->get_waiters, &q->get_sleepers, 1);
+        signal_side(&q->gw.seq, &q->gw.waiters, &q->gw.sleepers, 1);
     return r;
 }
 
@@ -595,7 +597,7 @@ static rec_t *first(mp_queue_t *q, mp__deadline_t d, int *err)
             *err = MP_EEMPTY;
             return NULL;
         }
-        int w = wait_on(q, &q->c, &q->get_seq, &q->get_waiters, &q->get_sleepers, has_rec, d);
+        int w = wait_on(q, &q->c, &q->gw.seq, &q->gw.waiters, &q->gw.sleepers, has_rec, d);
         if (w < 0 && w != -ETIMEDOUT) {
             *err = w;
             return NULL;
@@ -659,7 +661,7 @@ static int get_common(mp_queue_t *q, void *to, size_t cap, void **out, size_t *l
         sweep(&q->c);
     unlock_side(&q->c);
     if (q->maxsize)
-        signal_side(&q->put_seq, &q->put_waiters, &q->put_sleepers, 1);
+        signal_side(&q->pw.seq, &q->pw.waiters, &q->pw.sleepers, 1);
     if (b) {
         memcpy(dst, b->data, n);
         if (lock_side(q, &q->c, MP__NEVER) == 0) {
@@ -726,10 +728,10 @@ int mp_queue_close(mp_queue_t *q)
         return r;
     atomic_store(&q->closed, 1);
     unlock_side(&q->p);
-    atomic_fetch_add(&q->get_seq, 1);
-    atomic_fetch_add(&q->put_seq, 1);
-    mp__futex_wake((const uint32_t *)&q->get_seq, INT32_MAX);
-    mp__futex_wake((const uint32_t *)&q->put_seq, INT32_MAX);
+    atomic_fetch_add(&q->gw.seq, 1);
+    atomic_fetch_add(&q->pw.seq, 1);
+    mp__futex_wake((const uint32_t *)&q->gw.seq, INT32_MAX);
+    mp__futex_wake((const uint32_t *)&q->pw.seq, INT32_MAX);
     return 0;
 }
 
