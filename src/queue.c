@@ -128,19 +128,19 @@ struct mp_queue {
     uint64_t maxsize, max_msg;
     void *base; /* the arena block this is in */
 
-    /* producers */
+    /* producers; the totals, read by the other side, on lines of their own */
     alignas(LINE) side_t p;
     chunk_t *tail;
-    _Atomic uint64_t put_total;
     pjournal_t pj;
+    alignas(LINE) _Atomic uint64_t put_total;
 
     /* consumers */
     alignas(LINE) side_t c;
     chunk_t *head;
     uint32_t rpos;
     uint32_t known; /* head->wpos as last read: records below it need no look */
-    _Atomic uint64_t get_total;
     cjournal_t cj;
+    alignas(LINE) _Atomic uint64_t get_total;
 
     /* One line for each kind of wait: seq, waiters, sleepers. */
     alignas(LINE) struct {
@@ -159,6 +159,13 @@ static inline int q_ok(const mp_queue_t *q)
 
 static int multi_cpu = -1;
 
+static int many_cpus(void)
+{
+    if (multi_cpu < 0)
+        multi_cpu = mp_cpu_count() > 1;
+    return multi_cpu;
+}
+
 /* spin_until gives the other side a moment to answer before the caller
  * sleeps: with more than one CPU, by spinning a little; then, by yielding
  * the CPU once, so that a producer sharing our CPU fills the queue for a
@@ -167,9 +174,7 @@ static int multi_cpu = -1;
  * if *w moved off v. */
 static int spin_until(const _Atomic uint32_t *w, uint32_t v)
 {
-    if (multi_cpu < 0)
-        multi_cpu = mp_cpu_count() > 1;
-    for (int i = 0; multi_cpu && i < SPIN; i++) {
+    for (int i = 0; many_cpus() && i < SPIN; i++) {
         if (atomic_load_explicit(w, memory_order_acquire) != v)
             return 1;
         mp__cpu_relax();
@@ -260,8 +265,23 @@ static void unlock_side(side_t *s) { mp__robust_unlock(&s->lock); }
  * until ready(q) or a bump of *seq, at most until d. Returns with the lock
  * held: 0 (look again), -ETIMEDOUT; or a lock error without it. */
 static int wait_on(mp_queue_t *q, side_t *s, _Atomic uint32_t *seq, _Atomic uint32_t *waiters,
-                   _Atomic uint32_t *sleepers, int (*ready)(mp_queue_t *), mp__deadline_t d)
+                   _Atomic uint32_t *sleepers, int (*ready)(mp_queue_t *),
+                   int (*hint)(const mp_queue_t *), mp__deadline_t d)
 {
+    /* First, with a second CPU, watch the counts without telling anybody:
+     * registering makes the other side bump and us reread a shared line for
+     * every message, which costs more than the message when the two sides
+     * keep pace. The lock is given up meanwhile. */
+    if (many_cpus()) {
+        unlock_side(s);
+        for (int i = 0; i < SPIN && !hint(q); i++)
+            mp__cpu_relax();
+        int lr = lock_side(q, s, d == MP__NEVER ? MP__NEVER : mp__now_ns());
+        if (lr < 0)
+            return lr;
+        if (ready(q))
+            return 0;
+    }
     atomic_fetch_add(waiters, 1);
     atomic_thread_fence(memory_order_seq_cst); /* pairs with signal_side's */
     uint32_t v = atomic_load(seq);
@@ -318,7 +338,7 @@ static void sweep(side_t *s)
     }
 }
 
-static uint64_t queued(mp_queue_t *q)
+static uint64_t queued(const mp_queue_t *q)
 {
     uint64_t g = atomic_load(&q->get_total), p = atomic_load(&q->put_total);
     return p > g ? p - g : 0;
@@ -450,6 +470,11 @@ static int append(mp_queue_t *q, const void *buf, size_t len, big_t *big)
     return 0;
 }
 
+static int room_hint(const mp_queue_t *q)
+{
+    return atomic_load_explicit(&q->closed, memory_order_relaxed) || queued(q) < q->maxsize;
+}
+
 static int has_room(mp_queue_t *q)
 {
     return atomic_load(&q->closed) || queued(q) < q->maxsize;
@@ -467,7 +492,8 @@ static int room(mp_queue_t *q, mp__deadline_t d)
             return 0;
         if (d != MP__NEVER && mp__now_ns() >= d)
             return MP_EFULL;
-        int r = wait_on(q, &q->p, &q->pw.seq, &q->pw.waiters, &q->pw.sleepers, has_room, d);
+        int r = wait_on(q, &q->p, &q->pw.seq, &q->pw.waiters, &q->pw.sleepers, has_room,
+                        room_hint, d);
         if (r < 0 && r != -ETIMEDOUT)
             return r; /* the deadline passed: one last look, then MP_EFULL */
     }
@@ -573,6 +599,19 @@ static rec_t *next_rec(mp_queue_t *q)
     }
 }
 
+/* rec_hint looks, without the lock, whether the head chunk has a record
+ * past the read offset (or a successor): the only producer store it sees is
+ * the one that publishes a record. A racy look: head may have moved on (its
+ * memory stays mapped), and the caller looks again under the lock. */
+static int rec_hint(const mp_queue_t *q)
+{
+    const chunk_t *h = __atomic_load_n(&q->head, __ATOMIC_RELAXED);
+    return atomic_load_explicit(&q->closed, memory_order_relaxed) ||
+           __atomic_load_n(&q->rpos, __ATOMIC_RELAXED) <
+               atomic_load_explicit(&h->wpos, memory_order_relaxed) ||
+           atomic_load_explicit(&h->next, memory_order_relaxed) != NULL;
+}
+
 static int has_rec(mp_queue_t *q)
 {
     return atomic_load(&q->closed) || next_rec(q) != NULL;
@@ -597,7 +636,8 @@ static rec_t *first(mp_queue_t *q, mp__deadline_t d, int *err)
             *err = MP_EEMPTY;
             return NULL;
         }
-        int w = wait_on(q, &q->c, &q->gw.seq, &q->gw.waiters, &q->gw.sleepers, has_rec, d);
+        int w = wait_on(q, &q->c, &q->gw.seq, &q->gw.waiters, &q->gw.sleepers, has_rec,
+                        rec_hint, d);
         if (w < 0 && w != -ETIMEDOUT) {
             *err = w;
             return NULL;
