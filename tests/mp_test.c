@@ -1005,3 +1005,55 @@ void mp_party_kill(mp_party_t *y)
     mp_assert_int(mp_process_kill(y->p), 0);
     mp_assert_int(mp_party_join(y), -SIGKILL);
 }
+
+/* ---- small helpers for the component tests ------------------------------- */
+
+pid_t mp_test_tid(void) { return (pid_t)syscall(SYS_gettid); }
+
+void mp_test_sleep(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+void mp_test_wait_word(uint32_t *w, uint32_t n, const char *what)
+{
+    if (mp_test_word_wait(w, n, MP_TEST_LONG) != 0)
+        mp_test_fail("%s: only %u of %u within %.0f s\n", what, mp_test_word_get(w), n,
+                     MP_TEST_LONG);
+}
+
+void mp_test_wait_asleep(pid_t tid, const char *what)
+{
+    double end = mp_test_now() + MP_TEST_LONG;
+    for (;;) {
+        char st = mp_test_proc_state(tid, NULL);
+        if (st == 'S')
+            return;
+        if (st == 0 || st == 'Z' || mp_test_now() > end)
+            mp_test_fail("%s: task %d never went to sleep (state %c)\n", what, (int)tid,
+                         st ? st : '-');
+        mp_test_sleep(0.001);
+    }
+}
+
+void mp_test_check_timed(double el, double want, const char *what)
+{
+    if (el < want - 0.01 || el > want + 10.0 * mp_test_scale())
+        mp_test_fail("%s: took %.3f s, expected %.3f s\n", what, el, want);
+}
+
+void mp_test_check_quick(double el, const char *what)
+{
+    if (el > 5.0 * mp_test_scale())
+        mp_test_fail("%s took %.3f s; it should not wait\n", what, el);
+}
+
+void mp_test_check_prompt(double at, double since, const char *what)
+{
+    if (at - since > 10.0 * mp_test_scale())
+        mp_test_fail("%s returned %.1f s after the release: woken by its "
+                     "timeout, not by the release\n",
+                     what, at - since);
+}

@@ -270,4 +270,31 @@ void mp_party_kill(mp_party_t *y);
  * that does not end in time fails the case. */
 int mp_test_process_join(mp_process_t *p);
 
+/* ---- small helpers for the component tests ------------------------------- */
+
+/* mp_test_tid returns the calling thread's kernel id. */
+pid_t mp_test_tid(void);
+
+/* mp_test_sleep sleeps s seconds (for pacing and polling only, never to
+ * order events). */
+void mp_test_sleep(double s);
+
+/* mp_test_wait_word waits (MP_TEST_LONG) until the shared word *w reaches n;
+ * fails the case otherwise, naming what. */
+void mp_test_wait_word(uint32_t *w, uint32_t n, const char *what);
+
+/* mp_test_wait_asleep waits (MP_TEST_LONG) until task tid (a thread of ours
+ * or of a child) sleeps in its blocking call; fails the case if it ends or
+ * never sleeps. */
+void mp_test_wait_asleep(pid_t tid, const char *what);
+
+/* mp_test_check_timed fails the case unless a wait that timed out took
+ * about want seconds (not less; generously more on a loaded machine);
+ * mp_test_check_quick unless a call that must not wait took little time;
+ * mp_test_check_prompt unless a waiter returned (at) soon after the event
+ * that should wake it (since), rather than by its own timeout. */
+void mp_test_check_timed(double el, double want, const char *what);
+void mp_test_check_quick(double el, const char *what);
+void mp_test_check_prompt(double at, double since, const char *what);
+
 #endif

@@ -193,19 +193,10 @@ static board_t *board_new(void)
     return b;
 }
 
-static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
-
 static void block_forever(board_t *b)
 {
     for (;;)
         mp_test_word_wait(&b->never, 1, MP_FOREVER);
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
 }
 
 /* A generous bound for a party's own waits (children cannot fail a case:
@@ -252,7 +243,7 @@ static int t_get1(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     void *p = NULL;
     size_t len = 0;
@@ -286,7 +277,7 @@ static int t_put1(void *arg)
     if (!buf)
         return 9;
     pat_fill(buf, a->size, a->key);
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
     int rc = (a->mode & M_SIMPLE) ? mp_simplequeue_put(a->q, buf, a->size)
@@ -314,7 +305,7 @@ static int t_drain(void *arg)
     unsigned char *buf = malloc(FIFO_CAP);
     if (!buf)
         return 39;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     for (;;) {
         size_t len = 0;
@@ -494,7 +485,7 @@ static int t_joiner(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
     int rc = mp_queue_join(a->q, a->timeout);
@@ -577,55 +568,6 @@ static int t_put_n_exit(void *arg)
 /* (mp_party_start, mp_party_join and mp_party_kill are in mp_test.h.) */
 
 static const char *kind_name(int proc) { return proc ? "process" : "thread"; }
-
-/* wait_word fails the case unless *w reaches n within MP_TEST_LONG. */
-static void wait_word(uint32_t *w, uint32_t n, const char *what)
-{
-    if (mp_test_word_wait(w, n, MP_TEST_LONG) != 0)
-        mp_test_fail("%s: only %u of %u within %.0f s\n", what, mp_test_word_get(w), n,
-                     MP_TEST_LONG);
-}
-
-/* wait_asleep waits until the task tid (a thread of ours or of a child) is
- * asleep: it has reached its blocking call. */
-static void wait_asleep(pid_t tid, const char *what)
-{
-    double end = mp_test_now() + MP_TEST_LONG;
-    for (;;) {
-        char st = mp_test_proc_state(tid, NULL);
-        if (st == 'S')
-            return;
-        if (st == 0 || st == 'Z' || mp_test_now() > end)
-            mp_test_fail("%s: task %d never went to sleep (state %c)\n", what, (int)tid,
-                         st ? st : '-');
-        sleep_s(0.001);
-    }
-}
-
-/* check_timed fails unless a call that timed out after `want` seconds took
- * el seconds: never less (a small clock margin), not hugely more. */
-static void check_timed(double el, double want, const char *what)
-{
-    if (el < want - 0.01 || el > want + 10.0 * mp_test_scale())
-        mp_test_fail("%s: timed out after %.3f s, expected %.3f s\n", what, el, want);
-}
-
-/* check_quick fails unless a call that should not wait returned soon. */
-static void check_quick(double el, const char *what)
-{
-    if (el > 5.0 * mp_test_scale())
-        mp_test_fail("%s took %.3f s; it should not wait\n", what, el);
-}
-
-/* check_prompt fails unless a party released at `since` returned soon
- * after: woken by the release, not by its own (long) timeout. */
-static void check_prompt(double at, double since, const char *what)
-{
-    if (at - since > 10.0 * mp_test_scale())
-        mp_test_fail("%s returned %.1f s after the release: woken by its "
-                     "timeout, not by the release\n",
-                     what, at - since);
-}
 
 /* ---- queues and messages ------------------------------------------------ */
 
@@ -716,14 +658,14 @@ static void expect_msg_into(mp_queue_t *q, size_t n, uint64_t key, double timeou
     do {                                                                                   \
         double t0_ = mp_test_now();                                                        \
         mp_assert_int((call), (want));                                                     \
-        check_quick(mp_test_now() - t0_, what);                                            \
+        mp_test_check_quick(mp_test_now() - t0_, what);                                            \
     } while (0)
 
 #define expect_timed(call, want, secs, what)                                               \
     do {                                                                                   \
         double t0_ = mp_test_now();                                                        \
         mp_assert_int((call), (want));                                                     \
-        check_timed(mp_test_now() - t0_, (secs), what);                                    \
+        mp_test_check_timed(mp_test_now() - t0_, (secs), what);                                    \
     } while (0)
 
 /* Warm-up: the arena, a queue of each kind used once, and one child of the
@@ -1085,8 +1027,8 @@ static void get_woken_by_put(int proc)
         targ_t a = {.b = b, .q = q, .id = r, .size = sizes[r], .key = 50 + (uint64_t)r,
                     .timeout = MP_TEST_LONG};
         mp_party_start(&y, proc, t_get1, &a, sizeof a);
-        wait_word(&b->ready, (uint32_t)r + 1, "the getter");
-        wait_asleep(b->tid[r], "the getter in get on an empty queue");
+        mp_test_wait_word(&b->ready, (uint32_t)r + 1, "the getter");
+        mp_test_wait_asleep(b->tid[r], "the getter in get on an empty queue");
         mp_assert_int(mp_test_word_get(&b->done), r);
         double t_rel = mp_test_now();
         mp_assert_int(put_pat(q, sizes[r], 50 + (uint64_t)r, 0), 0);
@@ -1094,7 +1036,7 @@ static void get_woken_by_put(int proc)
         mp_assert_int(b->rc[r], 0);
         mp_assert_int(b->cnt[r], (int32_t)sizes[r]);
         mp_assert_int(b->rc2[r], 0);
-        check_prompt(b->at[r], t_rel, "a get waiting for a put");
+        mp_test_check_prompt(b->at[r], t_rel, "a get waiting for a put");
     }
     mp_assert_int(mp_queue_qsize(q), 0);
     mp_queue_free(q);
@@ -1114,8 +1056,8 @@ static void put_woken_by_get(int proc)
     static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .size = 100000, .key = 62, .timeout = MP_TEST_LONG};
     mp_party_start(&y, proc, t_put1, &a, sizeof a);
-    wait_word(&b->ready, 1, "the putter");
-    wait_asleep(b->tid[0], "the putter in put on a full queue");
+    mp_test_wait_word(&b->ready, 1, "the putter");
+    mp_test_wait_asleep(b->tid[0], "the putter in put on a full queue");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     mp_assert_int(mp_queue_qsize(q), 1);
     mp_assert_int(mp_queue_full(q), 1);
@@ -1123,7 +1065,7 @@ static void put_woken_by_get(int proc)
     expect_msg(q, 10, 61, 0, "the message that filled the queue");
     mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
-    check_prompt(b->at[0], t_rel, "a put waiting for room");
+    mp_test_check_prompt(b->at[0], t_rel, "a put waiting for room");
     expect_msg(q, 100000, 62, 0, "the message of the put that waited");
     mp_assert_int(mp_queue_empty(q), 1);
     mp_queue_free(q);
@@ -1214,7 +1156,7 @@ static void joinable_workers(void **state)
         uint32_t task[2] = {t, ~t};
         mp_assert_int(mp_queue_put(q, task, sizeof task, 0), 0);
     }
-    wait_word(&b->ready, WORKERS, "workers");
+    mp_test_wait_word(&b->ready, WORKERS, "workers");
     /* Nobody can have called task_done yet (they wait for go). */
     expect_timed(mp_queue_join(q, 0.2), -ETIMEDOUT, 0.2, "join(0.2) with unfinished tasks");
     mp_assert_int(mp_test_word_get(&b->got), 0);
@@ -1274,14 +1216,14 @@ static void join_timeout(int proc)
     static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .timeout = MP_TEST_LONG};
     mp_party_start(&y, proc, t_joiner, &a, sizeof a);
-    wait_word(&b->ready, 1, "the joiner");
-    wait_asleep(b->tid[0], "the joiner in join");
+    mp_test_wait_word(&b->ready, 1, "the joiner");
+    mp_test_wait_asleep(b->tid[0], "the joiner in join");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     double t_rel = mp_test_now();
     mp_assert_int(mp_queue_task_done(q), 0);
     mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
-    check_prompt(b->at[0], t_rel, "a join waiting for the last task_done");
+    mp_test_check_prompt(b->at[0], t_rel, "a join waiting for the last task_done");
     expect_quick(mp_queue_join(q, 0), 0, "join(0) with every task done");
     mp_queue_free(q);
     mp__arena_free(b);
@@ -1452,16 +1394,16 @@ static void close_wakes_consumers(void **state)
         targ_t a = {.b = b, .q = q, .id = i, .timeout = MP_TEST_LONG};
         mp_party_start(&y[i], i < 3, t_drain, &a, sizeof a);
     }
-    wait_word(&b->ready, CONS, "consumers");
+    mp_test_wait_word(&b->ready, CONS, "consumers");
     for (uint32_t s = 0; s < MSGS; s++) {
         unsigned char buf[600];
         size_t len = fifo_size(0, s) > sizeof buf ? sizeof buf : fifo_size(0, s);
         msg_fill(buf, len, 0, s);
         mp_assert_int(mp_queue_put(q, buf, len, 0), 0);
     }
-    wait_word(&b->got, MSGS, "messages consumed");
+    mp_test_wait_word(&b->got, MSGS, "messages consumed");
     for (int i = 0; i < CONS; i++)
-        wait_asleep(b->tid[i], "a consumer in get on the empty queue");
+        mp_test_wait_asleep(b->tid[i], "a consumer in get on the empty queue");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     double t_rel = mp_test_now();
     mp_assert_int(mp_queue_close(q), 0);
@@ -1472,7 +1414,7 @@ static void close_wakes_consumers(void **state)
             mp_test_fail("consumer %d (%s) returned %d: get gave %d (%s)\n", i,
                          kind_name(i < 3), code, b->rc[i], mp_strerror(b->rc[i]));
         mp_assert_int(b->rc[i], MP_EEOF);
-        check_prompt(b->at[i], t_rel, "a consumer blocked in get when the queue closed");
+        mp_test_check_prompt(b->at[i], t_rel, "a consumer blocked in get when the queue closed");
         total += b->cnt[i];
     }
     mp_assert_int(total, MSGS);
@@ -1494,14 +1436,14 @@ static void close_wakes_producer(int proc)
     static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .size = 300, .key = 2, .timeout = MP_TEST_LONG};
     mp_party_start(&y, proc, t_put1, &a, sizeof a);
-    wait_word(&b->ready, 1, "the producer");
-    wait_asleep(b->tid[0], "the producer in put on a full queue");
+    mp_test_wait_word(&b->ready, 1, "the producer");
+    mp_test_wait_asleep(b->tid[0], "the producer in put on a full queue");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     double t_rel = mp_test_now();
     mp_assert_int(mp_queue_close(q), 0);
     mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], MP_ECLOSED);
-    check_prompt(b->at[0], t_rel, "a producer blocked in put when the queue closed");
+    mp_test_check_prompt(b->at[0], t_rel, "a producer blocked in put when the queue closed");
     mp_assert_int(mp_queue_qsize(q), 1);
     expect_msg(q, 20, 1, 0, "the message queued before close");
     char c;
@@ -1523,8 +1465,8 @@ static void close_by_other_process(void **state)
     static mp_party_t g, c;
     targ_t ga = {.b = b, .q = q, .id = 0, .timeout = MP_TEST_LONG};
     mp_party_start(&g, 0, t_get1, &ga, sizeof ga);
-    wait_word(&b->ready, 1, "the getter");
-    wait_asleep(b->tid[0], "the getter in get");
+    mp_test_wait_word(&b->ready, 1, "the getter");
+    mp_test_wait_asleep(b->tid[0], "the getter in get");
     targ_t ca = {.b = b, .q = q, .id = 1};
     b->rc[1] = 12345;
     double t_rel = mp_test_now();
@@ -1533,7 +1475,7 @@ static void close_by_other_process(void **state)
     mp_assert_int(b->rc[1], 0);
     mp_assert_int(mp_party_join(&g), 0);
     mp_assert_int(b->rc[0], MP_EEOF);
-    check_prompt(b->at[0], t_rel, "a get when another process closed the queue");
+    mp_test_check_prompt(b->at[0], t_rel, "a get when another process closed the queue");
     mp_assert_int(mp_queue_closed(q), 1);
     mp_assert_int(put_pat(q, 1, 1, 0), MP_ECLOSED);
     mp_queue_free(q);
@@ -1820,7 +1762,7 @@ static void fifo_many(void **state)
         targ_t a = {.b = b, .q = q, .id = CONS + i, .prod = 1 + i, .n = N};
         mp_party_start(&prod[i], i < 3, t_produce, &a, sizeof a);
     }
-    wait_word(&b->ready, PRODS + CONS, "producers and consumers");
+    mp_test_wait_word(&b->ready, PRODS + CONS, "producers and consumers");
     mp_test_word_store(&b->go, 1);
     for (int i = 0; i < PRODS; i++) {
         int code = mp_party_join(&prod[i]);
@@ -1891,7 +1833,7 @@ static void message_survives_killed_producer(void **state)
     static mp_party_t y;
     targ_t a = {.b = b, .q = q, .id = 0, .size = MiB, .key = 700};
     mp_party_start(&y, 1, t_put_then_block, &a, sizeof a);
-    wait_word(&b->ready, 1, "the producer");
+    mp_test_wait_word(&b->ready, 1, "the producer");
     mp_party_kill(&y);
     mp_assert_int(mp_queue_qsize(q), 2);
     expect_msg(q, MiB, 700, 0, "the 1 MiB message of a killed producer");
@@ -1910,19 +1852,19 @@ static void kill_blocked_consumer(void **state)
     static mp_party_t dead, live;
     targ_t da = {.b = b, .q = q, .id = 0, .timeout = MP_FOREVER};
     mp_party_start(&dead, 1, t_get1, &da, sizeof da);
-    wait_word(&b->ready, 1, "the doomed consumer");
-    wait_asleep(b->tid[0], "the doomed consumer in get");
+    mp_test_wait_word(&b->ready, 1, "the doomed consumer");
+    mp_test_wait_asleep(b->tid[0], "the doomed consumer in get");
     targ_t la = {.b = b, .q = q, .id = 1, .size = 4000, .key = 801, .timeout = MP_TEST_LONG};
     mp_party_start(&live, 0, t_get1, &la, sizeof la);
-    wait_word(&b->ready, 2, "the live consumer");
-    wait_asleep(b->tid[1], "the live consumer in get");
+    mp_test_wait_word(&b->ready, 2, "the live consumer");
+    mp_test_wait_asleep(b->tid[1], "the live consumer in get");
     mp_party_kill(&dead);
     double t_rel = mp_test_now();
     mp_assert_int(put_pat(q, 4000, 801, 0), 0);
     mp_assert_int(mp_party_join(&live), 0);
     mp_assert_int(b->rc[1], 0);
     mp_assert_int(b->rc2[1], 0);
-    check_prompt(b->at[1], t_rel, "a get after another waiter was killed");
+    mp_test_check_prompt(b->at[1], t_rel, "a get after another waiter was killed");
     mp_assert_int(put_pat(q, 10, 802, 0), 0);
     expect_msg(q, 10, 802, 0, "a message after a consumer was killed in get");
     mp_assert_int(mp_queue_close(q), 0);
@@ -1944,19 +1886,19 @@ static void kill_blocked_producer(void **state)
     static mp_party_t dead, live;
     targ_t da = {.b = b, .q = q, .id = 0, .size = 200000, .key = 901, .timeout = MP_FOREVER};
     mp_party_start(&dead, 1, t_put1, &da, sizeof da);
-    wait_word(&b->ready, 1, "the doomed producer");
-    wait_asleep(b->tid[0], "the doomed producer in put");
+    mp_test_wait_word(&b->ready, 1, "the doomed producer");
+    mp_test_wait_asleep(b->tid[0], "the doomed producer in put");
     targ_t la = {.b = b, .q = q, .id = 1, .size = 3000, .key = 902, .timeout = MP_TEST_LONG};
     mp_party_start(&live, 0, t_put1, &la, sizeof la);
-    wait_word(&b->ready, 2, "the live producer");
-    wait_asleep(b->tid[1], "the live producer in put");
+    mp_test_wait_word(&b->ready, 2, "the live producer");
+    mp_test_wait_asleep(b->tid[1], "the live producer in put");
     mp_party_kill(&dead);
     mp_assert_int(mp_queue_qsize(q), 1);
     double t_rel = mp_test_now();
     expect_msg(q, 10, 900, 0, "the message that filled the queue");
     mp_assert_int(mp_party_join(&live), 0);
     mp_assert_int(b->rc[1], 0);
-    check_prompt(b->at[1], t_rel, "a put after another waiting producer was killed");
+    mp_test_check_prompt(b->at[1], t_rel, "a put after another waiting producer was killed");
     mp_assert_int(mp_queue_qsize(q), 1);
     expect_msg(q, 3000, 902, 0, "the live producer's message");
     char c;
@@ -2029,8 +1971,8 @@ static void simplequeue_party(int proc)
     static mp_party_t y;
     targ_t a = {.b = b, .q = s, .id = 0, .mode = M_SIMPLE, .size = 5000, .key = 77};
     mp_party_start(&y, proc, t_get1, &a, sizeof a);
-    wait_word(&b->ready, 1, "the getter");
-    wait_asleep(b->tid[0], "the getter in SimpleQueue get");
+    mp_test_wait_word(&b->ready, 1, "the getter");
+    mp_test_wait_asleep(b->tid[0], "the getter in SimpleQueue get");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     unsigned char buf[5000];
     pat_fill(buf, sizeof buf, 77);
@@ -2039,17 +1981,17 @@ static void simplequeue_party(int proc)
     mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(b->rc2[0], 0);
-    check_prompt(b->at[0], t_rel, "a SimpleQueue get waiting for a put");
+    mp_test_check_prompt(b->at[0], t_rel, "a SimpleQueue get waiting for a put");
 
     targ_t a2 = {.b = b, .q = s, .id = 1, .mode = M_SIMPLE};
     mp_party_start(&y, proc, t_get1, &a2, sizeof a2);
-    wait_word(&b->ready, 2, "the second getter");
-    wait_asleep(b->tid[1], "the second getter in SimpleQueue get");
+    mp_test_wait_word(&b->ready, 2, "the second getter");
+    mp_test_wait_asleep(b->tid[1], "the second getter in SimpleQueue get");
     t_rel = mp_test_now();
     mp_assert_int(mp_simplequeue_close(s), 0);
     mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[1], MP_EEOF);
-    check_prompt(b->at[1], t_rel, "a SimpleQueue get when the queue closed");
+    mp_test_check_prompt(b->at[1], t_rel, "a SimpleQueue get when the queue closed");
     mp_assert_int(mp_simplequeue_put(s, buf, 1), MP_ECLOSED);
     mp_simplequeue_free(s);
     mp__arena_free(b);
@@ -2497,7 +2439,7 @@ static void crash_random_kills(void **state)
                     CR_FAIL("before kill %d: no party made progress for %.0f s\n", k,
                             MP_TEST_LONG);
                 }
-                sleep_s(0.001);
+                mp_test_sleep(0.001);
             }
             if (mp_test_word_get(&r->progress[s]) < p0 + n)
                 starved++;

@@ -94,8 +94,6 @@ static board_t *board_new(void)
     return b;
 }
 
-static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
-
 static void on_sigusr1(int sig) { (void)sig; }
 
 /* catch_sigusr1 makes SIGUSR1 interrupt blocking calls and do nothing else
@@ -113,13 +111,6 @@ static void block_forever(board_t *b)
 {
     for (;;)
         mp_test_word_wait(&b->never, 1, MP_FOREVER);
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
 }
 
 /* A generous bound for a party's own waits (children cannot fail a case:
@@ -164,7 +155,7 @@ static int t_hold(void *arg)
     targ_t *a = arg;
     board_t *b = a->b;
     int n = a->n > 0 ? a->n : 1;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     for (int i = 0; i < n; i++) {
         int rc = obj_acquire(a, CHILD_LONG);
         if (rc != 0) {
@@ -204,7 +195,7 @@ static int t_try(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
     int rc = obj_acquire(a, a->timeout);
@@ -292,7 +283,7 @@ static int t_sem_two(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     int rc = mp_sem_acquire(a->sem, CHILD_LONG);
     b->rc2[a->id] = rc;
     mp_test_word_inc(&b->held);
@@ -319,7 +310,7 @@ static int t_cond_wait(void *arg)
     int n = a->n > 0 ? a->n : 1;
     if (a->mode == 1)
         catch_sigusr1();
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     b->pid[a->id] = getpid();
     for (int i = 0; i < n; i++) {
         int rc = a->rlock ? mp_rlock_acquire(a->rlock, CHILD_LONG)
@@ -389,7 +380,7 @@ static int t_event_wait(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
     int rc = mp_event_wait(a->ev, a->timeout);
@@ -429,7 +420,7 @@ static int t_barrier(void *arg)
     targ_t *a = arg;
     board_t *b = a->b;
     int parties = b->parties;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     for (int r = 0; r < a->n; r++) {
         __atomic_add_fetch(&b->arrivals, 1, __ATOMIC_SEQ_CST);
@@ -463,7 +454,7 @@ static int t_bar_once(void *arg)
 {
     targ_t *a = arg;
     board_t *b = a->b;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
     int rc = mp_barrier_wait(a->bar, a->timeout);
@@ -478,7 +469,7 @@ static int t_bar_once(void *arg)
 static int t_block_forever(void *arg)
 {
     targ_t *a = arg;
-    a->b->tid[a->id] = my_tid();
+    a->b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&a->b->ready);
     block_forever(a->b);
     return 0;
@@ -515,60 +506,11 @@ static void kill_unreaped(mp_party_t *y)
     while ((st = mp_test_proc_state(pid, NULL)) != 'Z' && st != 0) {
         if (mp_test_now() > end)
             mp_test_fail("process %d still %c after SIGKILL\n", (int)pid, st);
-        sleep_s(0.001);
+        mp_test_sleep(0.001);
     }
 }
 
 static const char *kind_name(int proc) { return proc ? "process" : "thread"; }
-
-/* wait_word fails the case unless *w reaches n within MP_TEST_LONG. */
-static void wait_word(uint32_t *w, uint32_t n, const char *what)
-{
-    if (mp_test_word_wait(w, n, MP_TEST_LONG) != 0)
-        mp_test_fail("%s: only %u of %u within %.0f s\n", what, mp_test_word_get(w), n,
-                     MP_TEST_LONG);
-}
-
-/* wait_asleep waits until the task tid (a thread of ours or of a child) is
- * asleep: it has reached its blocking call. */
-static void wait_asleep(pid_t tid, const char *what)
-{
-    double end = mp_test_now() + MP_TEST_LONG;
-    for (;;) {
-        char st = mp_test_proc_state(tid, NULL);
-        if (st == 'S')
-            return;
-        if (st == 0 || st == 'Z' || mp_test_now() > end)
-            mp_test_fail("%s: task %d never went to sleep (state %c)\n", what,
-                         (int)tid, st ? st : '-');
-        sleep_s(0.001);
-    }
-}
-
-/* check_timed fails unless a call that timed out after `want` seconds took
- * el seconds: never less (a small clock margin), not hugely more. */
-static void check_timed(double el, double want, const char *what)
-{
-    if (el < want - 0.01 || el > want + 10.0 * mp_test_scale())
-        mp_test_fail("%s: timed out after %.3f s, expected %.3f s\n", what, el,
-                     want);
-}
-
-/* check_quick fails unless a call that should not wait returned soon. */
-static void check_quick(double el, const char *what)
-{
-    if (el > 5.0 * mp_test_scale())
-        mp_test_fail("%s took %.3f s; it should not wait\n", what, el);
-}
-
-/* check_prompt fails unless a party released at `since` returned soon
- * after: woken by the release, not by its own (long) timeout. */
-static void check_prompt(double at, double since, const char *what)
-{
-    if (at - since > 10.0 * mp_test_scale())
-        mp_test_fail("%s returned %.1f s after the release: woken by its "
-                     "timeout, not by the release\n", what, at - since);
-}
 
 static mp_lock_t *lock_new(void)
 {
@@ -667,7 +609,7 @@ static void lock_basic(void **state)
     double t0 = mp_test_now();
     mp_assert_int(mp_lock_acquire(l, MP_FOREVER), -EDEADLK);
     mp_assert_int(mp_lock_acquire(l, 0.5), -EDEADLK);
-    check_quick(mp_test_now() - t0, "re-acquiring a held lock");
+    mp_test_check_quick(mp_test_now() - t0, "re-acquiring a held lock");
     mp_assert_int(mp_lock_locked(l), 1);
     mp_assert_int(mp_lock_release(l), 0);
     mp_assert_int(mp_lock_locked(l), 0);
@@ -694,16 +636,16 @@ static void lock_contended(int proc)
                  .mode = HOLD_RELEASE};
     static mp_party_t h, w;
     mp_party_start(&h, proc, t_hold, &ha, sizeof ha);
-    wait_word(&b->held, 1, "holder");
+    mp_test_wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(mp_lock_locked(l), 1);
 
     double t0 = mp_test_now();
     mp_assert_int(mp_lock_acquire(l, 0), -ETIMEDOUT);
-    check_quick(mp_test_now() - t0, "acquire(0) on a held lock");
+    mp_test_check_quick(mp_test_now() - t0, "acquire(0) on a held lock");
     t0 = mp_test_now();
     mp_assert_int(mp_lock_acquire(l, 0.3), -ETIMEDOUT);
-    check_timed(mp_test_now() - t0, 0.3, "acquire(0.3) on a held lock");
+    mp_test_check_timed(mp_test_now() - t0, 0.3, "acquire(0.3) on a held lock");
     mp_assert_int(mp_lock_release(l), -EPERM);
     mp_assert_int(mp_lock_locked(l), 1);
     mp_assert_int(mp_lock_acquire(l, 0), -ETIMEDOUT);
@@ -712,15 +654,15 @@ static void lock_contended(int proc)
     targ_t wa = {.b = b, .lock = l, .kind = OBJ_LOCK, .id = 1,
                  .timeout = MP_TEST_LONG, .mode = TRY_RELEASE};
     mp_party_start(&w, proc, t_try, &wa, sizeof wa);
-    wait_word(&b->ready, 1, "waiter");
-    wait_asleep(b->tid[1], "the waiter in acquire");
+    mp_test_wait_word(&b->ready, 1, "waiter");
+    mp_test_wait_asleep(b->tid[1], "the waiter in acquire");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     double t_rel = mp_test_now();
     mp_test_word_store(&b->go, 1);
     mp_assert_int(mp_party_join(&h), 0);
     mp_assert_int(mp_party_join(&w), 0);
     mp_assert_int(b->rc[1], 0);
-    check_prompt(b->at[1], t_rel, "the waiter for a released lock");
+    mp_test_check_prompt(b->at[1], t_rel, "the waiter for a released lock");
     mp_assert_int(b->rc2[1], 0);
     mp_assert_int(mp_lock_locked(l), 0);
     mp_assert_int(mp_lock_acquire(l, 0), 0);
@@ -742,7 +684,7 @@ static void lock_mutual_exclusion(int proc, int parties, int n)
         targ_t a = {.b = b, .lock = l, .kind = OBJ_LOCK, .id = i, .n = n};
         mp_party_start(&y[i], proc, t_incr, &a, sizeof a);
     }
-    wait_word(&b->ready, (uint32_t)parties, "incrementers");
+    mp_test_wait_word(&b->ready, (uint32_t)parties, "incrementers");
     mp_test_word_store(&b->go, 1);
     for (int i = 0; i < parties; i++) {
         int code = mp_party_join(&y[i]);
@@ -776,7 +718,7 @@ static void owner_died_after(int kind, int how)
         a.rlock = rlock_new();
     static mp_party_t h;
     mp_party_start(&h, how != DIE_THREAD, t_hold, &a, sizeof a);
-    wait_word(&b->held, 1, "holder");
+    mp_test_wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     if (kind == OBJ_RLOCK)
         mp_assert_int(b->cnt[0], 2);
@@ -787,7 +729,7 @@ static void owner_died_after(int kind, int how)
 
     double t0 = mp_test_now();
     mp_assert_int(obj_acquire(&a, MP_TEST_LONG), -EOWNERDEAD);
-    check_quick(mp_test_now() - t0, "acquire after the holder died");
+    mp_test_check_quick(mp_test_now() - t0, "acquire after the holder died");
     if (kind == OBJ_LOCK) {
         mp_assert_int(mp_lock_locked(a.lock), 1);
     } else {
@@ -839,7 +781,7 @@ static void check_waiters_after_owner_died(board_t *b, targ_t *a, int kind, doub
                      "-EOWNERDEAD and one 0\n", r1, mp_strerror(r1), r2,
                      mp_strerror(r2));
     for (int i = 1; i <= 2; i++) {
-        check_prompt(b->at[i], t_rel, what);
+        mp_test_check_prompt(b->at[i], t_rel, what);
         mp_assert_int(b->rc2[i], 0);
         if (kind == OBJ_RLOCK)
             mp_assert_int(b->cnt[i], 1);
@@ -866,7 +808,7 @@ static void owner_died_waiters(int kind)
         a.rlock = rlock_new();
     static mp_party_t h, w[2];
     mp_party_start(&h, 1, t_hold, &a, sizeof a);
-    wait_word(&b->held, 1, "holder");
+    mp_test_wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     for (int i = 0; i < 2; i++) {
         targ_t wa = a;
@@ -875,9 +817,9 @@ static void owner_died_waiters(int kind)
         wa.mode = TRY_RELEASE;
         mp_party_start(&w[i], i, t_try, &wa, sizeof wa);
     }
-    wait_word(&b->ready, 2, "waiters");
-    wait_asleep(b->tid[1], "the waiting thread");
-    wait_asleep(b->tid[2], "the waiting process");
+    mp_test_wait_word(&b->ready, 2, "waiters");
+    mp_test_wait_asleep(b->tid[1], "the waiting thread");
+    mp_test_wait_asleep(b->tid[2], "the waiting process");
     double t_rel = mp_test_now();
     mp_party_kill(&h);
     int c1 = mp_party_join(&w[0]), c2 = mp_party_join(&w[1]);
@@ -896,7 +838,7 @@ static int t_hold_then_return(void *arg)
     targ_t *a = arg;
     board_t *b = a->b;
     int n = a->n > 0 ? a->n : 1;
-    b->tid[a->id] = my_tid();
+    b->tid[a->id] = mp_test_tid();
     for (int i = 0; i < n; i++) {
         int rc = obj_acquire(a, CHILD_LONG);
         if (rc != 0) {
@@ -924,7 +866,7 @@ static void thread_ended_waiters(int kind)
         a.rlock = rlock_new();
     static mp_party_t h, w[2];
     mp_party_start(&h, 0, t_hold_then_return, &a, sizeof a);
-    wait_word(&b->held, 1, "holder");
+    mp_test_wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     for (int i = 0; i < 2; i++) {
         targ_t wa = a;
@@ -933,9 +875,9 @@ static void thread_ended_waiters(int kind)
         wa.mode = TRY_RELEASE;
         mp_party_start(&w[i], i, t_try, &wa, sizeof wa);
     }
-    wait_word(&b->ready, 2, "waiters");
-    wait_asleep(b->tid[1], "the waiting thread");
-    wait_asleep(b->tid[2], "the waiting process");
+    mp_test_wait_word(&b->ready, 2, "waiters");
+    mp_test_wait_asleep(b->tid[1], "the waiting thread");
+    mp_test_wait_asleep(b->tid[2], "the waiting process");
     double t_rel = mp_test_now();
     mp_test_word_store(&b->go, 1);
     mp_assert_int(mp_party_join(&h), 0);
@@ -986,14 +928,14 @@ static void rlock_recursion(int proc)
     ta.id = id;
     ta.mode = TRY_KEEP;
     mp_party_start(&y, proc, t_try, &ta, sizeof ta);
-    wait_word(&b->done, (uint32_t)id + 1, "the other party's acquire");
+    mp_test_wait_word(&b->done, (uint32_t)id + 1, "the other party's acquire");
     mp_assert_int(b->rc[id], 0);
     mp_assert_int(b->cnt[id], 1);
     mp_assert_int(mp_rlock_count(r), 0);
     mp_assert_int(mp_rlock_acquire(r, 0), -ETIMEDOUT);
     double t0 = mp_test_now();
     mp_assert_int(mp_rlock_acquire(r, 0.3), -ETIMEDOUT);
-    check_timed(mp_test_now() - t0, 0.3, "RLock acquire(0.3) held elsewhere");
+    mp_test_check_timed(mp_test_now() - t0, 0.3, "RLock acquire(0.3) held elsewhere");
     mp_assert_int(mp_rlock_release(r), -EPERM);
     mp_test_word_store(&b->go, 1);
     mp_assert_int(mp_party_join(&y), 0);
@@ -1039,7 +981,7 @@ static void rlock_mutex_processes(void **state)
         targ_t a = {.b = b, .rlock = r, .kind = OBJ_RLOCK, .id = i, .n = 5000};
         mp_party_start(&y[i], 1, t_incr_rlock2, &a, sizeof a);
     }
-    wait_word(&b->ready, 2, "incrementers");
+    mp_test_wait_word(&b->ready, 2, "incrementers");
     mp_test_word_store(&b->go, 1);
     for (int i = 0; i < 2; i++)
         mp_assert_int(mp_party_join(&y[i]), 0);
@@ -1064,10 +1006,10 @@ static void sem_basic(void **state)
     mp_assert_int(mp_sem_value(s), 0);
     double t0 = mp_test_now();
     mp_assert_int(mp_sem_acquire(s, 0), -ETIMEDOUT);
-    check_quick(mp_test_now() - t0, "Semaphore acquire(0) at 0");
+    mp_test_check_quick(mp_test_now() - t0, "Semaphore acquire(0) at 0");
     t0 = mp_test_now();
     mp_assert_int(mp_sem_acquire(s, 0.3), -ETIMEDOUT);
-    check_timed(mp_test_now() - t0, 0.3, "Semaphore acquire(0.3) at 0");
+    mp_test_check_timed(mp_test_now() - t0, 0.3, "Semaphore acquire(0.3) at 0");
     mp_assert_int(mp_sem_value(s), 0);
     mp_assert_int(mp_sem_release(s, 1), 0);
     mp_assert_int(mp_sem_value(s), 1);
@@ -1103,29 +1045,29 @@ static void sem_release_n(int proc)
                     .timeout = MP_TEST_LONG, .mode = TRY_KEEP};
         mp_party_start(&y[i], proc, t_try, &a, sizeof a);
     }
-    wait_word(&b->ready, 3, "waiters");
+    mp_test_wait_word(&b->ready, 3, "waiters");
     for (int i = 0; i < 3; i++)
-        wait_asleep(b->tid[i], "a waiter in acquire");
+        mp_test_wait_asleep(b->tid[i], "a waiter in acquire");
     double t_rel = mp_test_now();
     mp_assert_int(mp_sem_release(s, 2), 0);
-    wait_word(&b->done, 2, "waiters let through by release(2)");
+    mp_test_wait_word(&b->done, 2, "waiters let through by release(2)");
     mp_assert_int(mp_sem_value(s), 0);
-    sleep_s(0.2); /* a window for a third waiter to pass wrongly */
+    mp_test_sleep(0.2); /* a window for a third waiter to pass wrongly */
     if (mp_test_word_get(&b->done) != 2)
         mp_test_fail("release(2) let %u waiters through\n", mp_test_word_get(&b->done));
     int passed = 0;
     for (int i = 0; i < 3; i++)
         if (b->rc[i] == 0) {
-            check_prompt(b->at[i], t_rel, "a waiter let through by release(2)");
+            mp_test_check_prompt(b->at[i], t_rel, "a waiter let through by release(2)");
             passed++;
         }
     mp_assert_int(passed, 2);
     t_rel = mp_test_now();
     mp_assert_int(mp_sem_release(s, 1), 0);
-    wait_word(&b->done, 3, "the waiter let through by release(1)");
+    mp_test_wait_word(&b->done, 3, "the waiter let through by release(1)");
     for (int i = 0; i < 3; i++)
         if (b->at[i] > t_rel)
-            check_prompt(b->at[i], t_rel, "the waiter let through by release(1)");
+            mp_test_check_prompt(b->at[i], t_rel, "the waiter let through by release(1)");
     mp_assert_int(mp_sem_value(s), 0);
     mp_test_word_store(&b->go, 1); /* each releases its slot */
     for (int i = 0; i < 3; i++) {
@@ -1151,7 +1093,7 @@ static void sem_holders(int proc, int bounded)
         targ_t a = {.b = b, .sem = s, .kind = OBJ_SEM, .id = i, .n = ITERS};
         mp_party_start(&y[i], proc, t_sem_holders, &a, sizeof a);
     }
-    wait_word(&b->ready, PARTIES, "parties");
+    mp_test_wait_word(&b->ready, PARTIES, "parties");
     mp_test_word_store(&b->go, 1);
     for (int i = 0; i < PARTIES; i++) {
         int code = mp_party_join(&y[i]);
@@ -1203,7 +1145,7 @@ static void bsem_overflow(void **state)
     mp_assert_int(mp_sem_acquire(s, 0), -ETIMEDOUT);
     double t0 = mp_test_now();
     mp_assert_int(mp_sem_acquire(s, 0.3), -ETIMEDOUT);
-    check_timed(mp_test_now() - t0, 0.3, "BoundedSemaphore acquire(0.3) at 0");
+    mp_test_check_timed(mp_test_now() - t0, 0.3, "BoundedSemaphore acquire(0.3) at 0");
     mp_assert_int(mp_sem_release(s, 2), 0);
     mp_assert_int(mp_sem_value(s), 2);
     mp_sem_free(s);
@@ -1220,7 +1162,7 @@ static void bsem_release_by_other(void **state)
                 .mode = HOLD_RETURN};
     static mp_party_t y;
     mp_party_start(&y, 0, t_hold_then_return, &a, sizeof a);
-    wait_word(&b->held, 1, "holder");
+    mp_test_wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     mp_assert_int(mp_sem_value(s), 1);
     mp_assert_int(mp_sem_release(s, 1), 0); /* the holder's slot, from here */
@@ -1253,7 +1195,7 @@ static void bsem_dead_holder(int how)
                     .mode = how == DIE_KILL ? HOLD_FOREVER : HOLD_RETURN};
         static mp_party_t h, y;
         mp_party_start(&h, how != DIE_THREAD, t_hold, &a, sizeof a);
-        wait_word(&b->held, 1, "holder");
+        mp_test_wait_word(&b->held, 1, "holder");
         mp_assert_int(b->rc[0], 0);
         if (how == DIE_KILL)
             mp_party_kill(&h);
@@ -1302,14 +1244,14 @@ static void bsem_holder_killed_waiter(void **state)
                 .mode = HOLD_FOREVER};
     static mp_party_t h, y;
     mp_party_start(&h, 1, t_hold, &a, sizeof a);
-    wait_word(&b->held, 1, "holder");
+    mp_test_wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     targ_t ya = {.b = b, .sem = s, .kind = OBJ_SEM, .id = 1,
                  .timeout = MP_TEST_LONG};
     mp_party_start(&y, 1, t_sem_two, &ya, sizeof ya);
-    wait_word(&b->held, 2, "the waiter's first slot");
+    mp_test_wait_word(&b->held, 2, "the waiter's first slot");
     mp_assert_int(b->rc2[1], 0);
-    wait_asleep(b->tid[1], "the waiter in its second acquire");
+    mp_test_wait_asleep(b->tid[1], "the waiter in its second acquire");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     mp_party_kill(&h);
     mp_assert_int(mp_party_join(&y), 0);
@@ -1333,7 +1275,7 @@ static void bsem_holder_zombie(void **state)
                 .mode = HOLD_FOREVER};
     static mp_party_t h;
     mp_party_start(&h, 1, t_hold, &a, sizeof a);
-    wait_word(&b->held, 1, "holder");
+    mp_test_wait_word(&b->held, 1, "holder");
     mp_assert_int(b->rc[0], 0);
     kill_unreaped(&h);
     double t0 = mp_test_now();
@@ -1386,11 +1328,11 @@ static void cond_basic(void **state)
     /* A notify is not remembered: a later wait times out. */
     double t0 = mp_test_now();
     mp_assert_int(mp_cond_wait(c, 0.3), -ETIMEDOUT);
-    check_timed(mp_test_now() - t0, 0.3, "Condition wait(0.3)");
+    mp_test_check_timed(mp_test_now() - t0, 0.3, "Condition wait(0.3)");
     mp_assert_int(mp_lock_locked(l), 1); /* we hold it again */
     t0 = mp_test_now();
     mp_assert_int(mp_cond_wait(c, 0), -ETIMEDOUT);
-    check_quick(mp_test_now() - t0, "Condition wait(0)");
+    mp_test_check_quick(mp_test_now() - t0, "Condition wait(0)");
     mp_assert_int(mp_lock_release(l), 0); /* the lock itself, released */
     mp_assert_int(mp_cond_release(c), -EPERM);
     mp_assert_int(mp_cond_acquire(c, MP_FOREVER), 0);
@@ -1440,7 +1382,7 @@ static void start_waiters(mp_party_t *y, int k, int proc, const targ_t *a)
         wa.id = i;
         mp_party_start(&y[i], proc, t_cond_wait, &wa, sizeof wa);
     }
-    wait_word(&b->waiting, (uint32_t)k, "waiters");
+    mp_test_wait_word(&b->waiting, (uint32_t)k, "waiters");
     mp_assert_int(mp_cond_acquire(a->cond, MP_TEST_LONG), 0);
 }
 
@@ -1458,8 +1400,8 @@ static void cond_notify(int proc)
     double t_first = mp_test_now();
     mp_assert_int(mp_cond_notify(c, 1), 0);
     mp_assert_int(mp_cond_release(c), 0);
-    wait_word(&b->woken, 1, "waiters woken by notify(1)");
-    sleep_s(0.2); /* a window for a wrongly woken second waiter */
+    mp_test_wait_word(&b->woken, 1, "waiters woken by notify(1)");
+    mp_test_sleep(0.2); /* a window for a wrongly woken second waiter */
     if (mp_test_word_get(&b->woken) != 1)
         mp_test_fail("notify(1) woke %u waiters (notified while some waiters "
                      "may not sleep yet)\n", mp_test_word_get(&b->woken));
@@ -1467,8 +1409,8 @@ static void cond_notify(int proc)
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0);
     mp_assert_int(mp_cond_notify(c, 2), 0);
     mp_assert_int(mp_cond_release(c), 0);
-    wait_word(&b->woken, 3, "waiters woken by notify(2)");
-    sleep_s(0.2);
+    mp_test_wait_word(&b->woken, 3, "waiters woken by notify(2)");
+    mp_test_sleep(0.2);
     if (mp_test_word_get(&b->woken) != 3)
         mp_test_fail("notify(1) then notify(2) woke %u waiters\n",
                      mp_test_word_get(&b->woken));
@@ -1477,14 +1419,14 @@ static void cond_notify(int proc)
     double t_all = mp_test_now();
     mp_assert_int(mp_cond_notify_all(c), 0);
     mp_assert_int(mp_cond_release(c), 0);
-    wait_word(&b->woken, K, "waiters woken by notify_all");
+    mp_test_wait_word(&b->woken, K, "waiters woken by notify_all");
     for (int i = 0; i < K; i++) {
         int code = mp_party_join(&y[i]);
         if (code != 0)
             mp_test_fail("waiter %d returned %d (rc %d, rc2 %d)\n", i, code,
                          b->rc[i], b->rc2[i]);
         mp_assert_int(b->rc[i], 0);
-        check_prompt(b->at[i], b->at[i] < t_all ? t_first : t_all,
+        mp_test_check_prompt(b->at[i], b->at[i] < t_all ? t_first : t_all,
                      "a Condition waiter");
     }
     mp_assert_int(mp_lock_locked(l), 0);
@@ -1508,16 +1450,16 @@ static void cond_notify_all_mixed(void **state)
                      .timeout = MP_TEST_LONG};
         mp_party_start(&y[i], i & 1, t_cond_wait, &wa, sizeof wa);
     }
-    wait_word(&b->waiting, K, "waiters");
+    mp_test_wait_word(&b->waiting, K, "waiters");
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0);
     double t_rel = mp_test_now();
     mp_assert_int(mp_cond_notify_all(c), 0);
     mp_assert_int(mp_cond_release(c), 0);
-    wait_word(&b->woken, K, "waiters woken by notify_all");
+    mp_test_wait_word(&b->woken, K, "waiters woken by notify_all");
     for (int i = 0; i < K; i++) {
         mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], 0);
-        check_prompt(b->at[i], t_rel, "a Condition waiter");
+        mp_test_check_prompt(b->at[i], t_rel, "a Condition waiter");
     }
     mp_cond_free(c);
     mp__arena_free(b);
@@ -1541,30 +1483,30 @@ static void cond_no_spurious_wakeup(int proc)
                      .timeout = MP_TEST_LONG, .mode = 1};
         mp_party_start(&y[i], proc, t_cond_wait, &wa, sizeof wa);
     }
-    wait_word(&b->waiting, K, "waiters");
+    mp_test_wait_word(&b->waiting, K, "waiters");
     for (int i = 0; i < K; i++)
-        wait_asleep(b->tid[i], "a waiter in Condition wait");
+        mp_test_wait_asleep(b->tid[i], "a waiter in Condition wait");
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0);
     mp_assert_int(mp_cond_notify(c, 1), 0);
     mp_assert_int(mp_cond_release(c), 0);
-    wait_word(&b->woken, 1, "the waiter woken by notify(1)");
+    mp_test_wait_word(&b->woken, 1, "the waiter woken by notify(1)");
     int other = -1;
     for (int i = 0; i < K; i++)
         if (__atomic_load_n(&b->rc[i], __ATOMIC_SEQ_CST) == UNSET)
             other = i;
     if (other < 0 || mp_test_word_get(&b->woken) != 1)
         mp_test_fail("notify(1) woke %u waiters\n", mp_test_word_get(&b->woken));
-    wait_asleep(b->tid[other], "the waiter left");
+    mp_test_wait_asleep(b->tid[other], "the waiter left");
     mp_assert_int((int)syscall(SYS_tgkill, b->pid[other], b->tid[other], SIGUSR1),
                   0);
-    sleep_s(0.3); /* a window for the interrupted waiter to return wrongly */
+    mp_test_sleep(0.3); /* a window for the interrupted waiter to return wrongly */
     if (mp_test_word_get(&b->woken) != 1)
         mp_test_fail("a signal made a waiter return from wait without a "
                      "notify (code %d)\n", b->rc[other]);
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0);
     mp_assert_int(mp_cond_notify(c, 1), 0);
     mp_assert_int(mp_cond_release(c), 0);
-    wait_word(&b->woken, K, "the waiter woken by the second notify(1)");
+    mp_test_wait_word(&b->woken, K, "the waiter woken by the second notify(1)");
     for (int i = 0; i < K; i++) {
         mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], 0);
@@ -1588,7 +1530,7 @@ static void cond_wait_timeout(int proc)
     mp_party_start(&y, proc, t_cond_wait, &a, sizeof a);
     mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], -ETIMEDOUT);
-    check_timed(b->el[0], 0.4, "Condition wait(0.4)");
+    mp_test_check_timed(b->el[0], 0.4, "Condition wait(0.4)");
     mp_assert_int(mp_lock_locked(l), 0);
     mp_cond_free(c);
     mp_lock_free(l);
@@ -1633,16 +1575,16 @@ static void cond_wait_for(void **state)
     double t0 = mp_test_now();
     mp_assert_int(mp_cond_wait_for(c, pred_flag, b, 0), 1);
     mp_assert_int(mp_cond_wait_for(c, pred_flag, b, MP_FOREVER), 1);
-    check_quick(mp_test_now() - t0, "wait_for with a true predicate");
+    mp_test_check_quick(mp_test_now() - t0, "wait_for with a true predicate");
     mp_assert_int(mp_lock_locked(l), 1);
 
     mp_test_word_store(&b->flag, 0);
     t0 = mp_test_now();
     mp_assert_int(mp_cond_wait_for(c, pred_flag, b, 0), 0);
-    check_quick(mp_test_now() - t0, "wait_for(0) with a false predicate");
+    mp_test_check_quick(mp_test_now() - t0, "wait_for(0) with a false predicate");
     t0 = mp_test_now();
     mp_assert_int(mp_cond_wait_for(c, pred_flag, b, 0.4), 0);
-    check_timed(mp_test_now() - t0, 0.4, "wait_for(0.4) with a false predicate");
+    mp_test_check_timed(mp_test_now() - t0, 0.4, "wait_for(0.4) with a false predicate");
     mp_assert_int(mp_lock_locked(l), 1);
     mp_assert_int(mp_cond_release(c), 0);
     mp_assert_int(mp_cond_release(c), -EPERM);
@@ -1680,11 +1622,11 @@ static void cond_rlock(int proc)
     targ_t a = {.b = b, .cond = c, .rlock = r, .id = 0, .n = 2,
                 .timeout = MP_TEST_LONG};
     mp_party_start(&y, proc, t_cond_wait, &a, sizeof a);
-    wait_word(&b->waiting, 1, "the waiter");
+    mp_test_wait_word(&b->waiting, 1, "the waiter");
     double t0 = mp_test_now();
     int rc = mp_rlock_acquire(r, MP_TEST_LONG);
     mp_assert_int(rc, 0);
-    check_quick(mp_test_now() - t0, "taking the RLock of a waiting Condition");
+    mp_test_check_quick(mp_test_now() - t0, "taking the RLock of a waiting Condition");
     mp_assert_int(mp_rlock_count(r), 1);
     mp_assert_int(mp_cond_notify(c, 1), 0);
     mp_assert_int(mp_rlock_release(r), 0);
@@ -1767,8 +1709,8 @@ static void cond_dead_waiter(int reap)
     static mp_party_t dead, live;
     targ_t da = {.b = b, .cond = c, .id = 0, .n = 1, .timeout = MP_FOREVER};
     mp_party_start(&dead, 1, t_cond_wait, &da, sizeof da);
-    wait_word(&b->waiting, 1, "the doomed waiter");
-    wait_asleep(b->tid[0], "the doomed waiter in wait");
+    mp_test_wait_word(&b->waiting, 1, "the doomed waiter");
+    mp_test_wait_asleep(b->tid[0], "the doomed waiter in wait");
     if (reap)
         mp_party_kill(&dead);
     else
@@ -1776,7 +1718,7 @@ static void cond_dead_waiter(int reap)
     b->rc[1] = 12345;
     targ_t la = {.b = b, .cond = c, .id = 1, .n = 1, .timeout = MP_TEST_LONG};
     mp_party_start(&live, 0, t_cond_wait, &la, sizeof la);
-    wait_word(&b->waiting, 2, "the live waiter");
+    mp_test_wait_word(&b->waiting, 2, "the live waiter");
     mp_assert_int(mp_cond_acquire(c, MP_TEST_LONG), 0); /* it waits now */
     double t_rel = mp_test_now();
     mp_assert_int(mp_cond_notify(c, 1), 0);
@@ -1785,7 +1727,7 @@ static void cond_dead_waiter(int reap)
     if (b->rc[1] != 0)
         mp_test_fail("notify(1) did not reach the live waiter (it got %d, %s): "
                      "lost on the dead one\n", b->rc[1], mp_strerror(b->rc[1]));
-    check_prompt(b->at[1], t_rel, "the live waiter");
+    mp_test_check_prompt(b->at[1], t_rel, "the live waiter");
     if (!reap)
         mp_assert_int(mp_party_join(&dead), -SIGKILL);
     mp_assert_int(mp_lock_locked(l), 0);
@@ -1829,10 +1771,10 @@ static void cond_wait_owner_died(void **state)
     mp_party_start(&w, 0, t_cond_wait, &wa, sizeof wa);
     targ_t ka = {.b = b, .cond = c, .id = 1};
     mp_party_start(&k, 1, t_cond_notify_die, &ka, sizeof ka);
-    wait_word(&b->held, 1, "the notifier");
+    mp_test_wait_word(&b->held, 1, "the notifier");
     mp_assert_int(b->rc[1], 0);
     mp_party_kill(&k);
-    wait_word(&b->woken, 1, "the waiter");
+    mp_test_wait_word(&b->woken, 1, "the waiter");
     mp_assert_int(b->rc[0], -EOWNERDEAD);
     mp_assert_int(mp_party_join(&w), 0);
     mp_assert_int(b->rc2[0], 0);
@@ -1853,10 +1795,10 @@ static void event_basic(void **state)
     mp_assert_int(mp_event_is_set(e), 0);
     double t0 = mp_test_now();
     mp_assert_int(mp_event_wait(e, 0), -ETIMEDOUT);
-    check_quick(mp_test_now() - t0, "Event wait(0) when clear");
+    mp_test_check_quick(mp_test_now() - t0, "Event wait(0) when clear");
     t0 = mp_test_now();
     mp_assert_int(mp_event_wait(e, 0.3), -ETIMEDOUT);
-    check_timed(mp_test_now() - t0, 0.3, "Event wait(0.3) when clear");
+    mp_test_check_timed(mp_test_now() - t0, 0.3, "Event wait(0.3) when clear");
     mp_assert_int(mp_event_set(e), 0);
     mp_assert_int(mp_event_is_set(e), 1);
     mp_assert_int(mp_event_set(e), 0);
@@ -1865,14 +1807,14 @@ static void event_basic(void **state)
     mp_assert_int(mp_event_wait(e, 0), 0);
     mp_assert_int(mp_event_wait(e, 5.0), 0);
     mp_assert_int(mp_event_wait(e, MP_FOREVER), 0);
-    check_quick(mp_test_now() - t0, "Event wait when set");
+    mp_test_check_quick(mp_test_now() - t0, "Event wait when set");
     mp_assert_int(mp_event_is_set(e), 1); /* waiting does not clear */
     mp_assert_int(mp_event_clear(e), 0);
     mp_assert_int(mp_event_is_set(e), 0);
     mp_assert_int(mp_event_clear(e), 0);
     t0 = mp_test_now();
     mp_assert_int(mp_event_wait(e, 0.2), -ETIMEDOUT);
-    check_timed(mp_test_now() - t0, 0.2, "Event wait(0.2) after clear");
+    mp_test_check_timed(mp_test_now() - t0, 0.2, "Event wait(0.2) after clear");
     mp_event_free(e);
 }
 
@@ -1888,9 +1830,9 @@ static void event_wakes(int proc)
         targ_t a = {.b = b, .ev = e, .id = i, .timeout = MP_TEST_LONG};
         mp_party_start(&y[i], proc, t_event_wait, &a, sizeof a);
     }
-    wait_word(&b->ready, K, "waiters");
+    mp_test_wait_word(&b->ready, K, "waiters");
     for (int i = 0; i < K; i++)
-        wait_asleep(b->tid[i], "a waiter in Event wait");
+        mp_test_wait_asleep(b->tid[i], "a waiter in Event wait");
     mp_test_word_store(&b->flag, 1);
     double t_rel = mp_test_now();
     mp_assert_int(mp_event_set(e), 0);
@@ -1899,7 +1841,7 @@ static void event_wakes(int proc)
         if (code != 0)
             mp_test_fail("waiter %d returned %d (40: wait gave %d, 41: "
                          "returned before the set)\n", i, code, b->rc[i]);
-        check_prompt(b->at[i], t_rel, "an Event waiter");
+        mp_test_check_prompt(b->at[i], t_rel, "an Event waiter");
     }
     mp_assert_int(mp_event_clear(e), 0);
     memset(b->rc, 0, sizeof b->rc);
@@ -1910,7 +1852,7 @@ static void event_wakes(int proc)
     for (int i = 0; i < 2; i++) {
         mp_assert_int(mp_party_join(&y[i]), 40);
         mp_assert_int(b->rc[i], -ETIMEDOUT);
-        check_timed(b->el[i], 0.3, "Event wait(0.3) after clear");
+        mp_test_check_timed(b->el[i], 0.3, "Event wait(0.3) after clear");
     }
     mp_event_free(e);
     mp__arena_free(b);
@@ -1977,9 +1919,9 @@ static void event_pulse(int proc)
         targ_t a = {.b = b, .ev = e, .id = i, .timeout = 10.0 * mp_test_scale()};
         mp_party_start(&y[i], proc, t_event_wait, &a, sizeof a);
     }
-    wait_word(&b->ready, K, "waiters");
+    mp_test_wait_word(&b->ready, K, "waiters");
     for (int i = 0; i < K; i++)
-        wait_asleep(b->tid[i], "a waiter in Event wait");
+        mp_test_wait_asleep(b->tid[i], "a waiter in Event wait");
     mp_test_word_store(&b->flag, 1);
     double t_rel = mp_test_now();
     mp_assert_int(mp_event_set(e), 0);
@@ -2093,7 +2035,7 @@ static void wait_n_waiting(mp_barrier_t *bar, int n)
     while ((v = mp_barrier_n_waiting(bar)) != n) {
         if (mp_test_now() > end)
             mp_test_fail("n_waiting is %d, expected %d\n", v, n);
-        sleep_s(0.001);
+        mp_test_sleep(0.001);
     }
 }
 
@@ -2145,13 +2087,13 @@ static void barrier_abort(int proc)
     for (int i = 0; i < 2; i++) {
         mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], MP_EBROKEN);
-        check_prompt(b->at[i], t_rel, "a Barrier waiter at abort");
+        mp_test_check_prompt(b->at[i], t_rel, "a Barrier waiter at abort");
     }
     mp_assert_int(mp_barrier_broken(bar), 1);
     double t0 = mp_test_now();
     mp_assert_int(mp_barrier_wait(bar, MP_TEST_LONG), MP_EBROKEN);
     mp_assert_int(mp_barrier_wait(bar, 0), MP_EBROKEN);
-    check_quick(mp_test_now() - t0, "wait on a broken barrier");
+    mp_test_check_quick(mp_test_now() - t0, "wait on a broken barrier");
     mp_assert_int(mp_barrier_abort(bar), 0);
     mp_assert_int(mp_barrier_reset(bar), 0);
     mp_assert_int(mp_barrier_broken(bar), 0);
@@ -2178,7 +2120,7 @@ static void barrier_reset(int proc)
     for (int i = 0; i < 2; i++) {
         mp_assert_int(mp_party_join(&y[i]), 0);
         mp_assert_int(b->rc[i], MP_EBROKEN);
-        check_prompt(b->at[i], t_rel, "a Barrier waiter at reset");
+        mp_test_check_prompt(b->at[i], t_rel, "a Barrier waiter at reset");
     }
     mp_assert_int(mp_barrier_broken(bar), 0);
     mp_assert_int(mp_barrier_n_waiting(bar), 0);
@@ -2243,10 +2185,10 @@ static void barrier_timeout(int proc)
     start_bar_waiters(y, 1, proc, b, bar, MP_TEST_LONG);
     double t0 = mp_test_now();
     mp_assert_int(mp_barrier_wait(bar, 0.4), MP_EBROKEN);
-    check_timed(mp_test_now() - t0, 0.4, "Barrier wait(0.4)");
+    mp_test_check_timed(mp_test_now() - t0, 0.4, "Barrier wait(0.4)");
     mp_assert_int(mp_party_join(&y[0]), 0);
     mp_assert_int(b->rc[0], MP_EBROKEN);
-    check_prompt(b->at[0], t0 + 0.4, "the other Barrier waiter at a timeout");
+    mp_test_check_prompt(b->at[0], t0 + 0.4, "the other Barrier waiter at a timeout");
     mp_assert_int(mp_barrier_broken(bar), 1);
     mp_assert_int(mp_barrier_reset(bar), 0);
     one_round(proc, b, bar, 2);
@@ -2256,7 +2198,7 @@ static void barrier_timeout(int proc)
     bar = barrier_new(b, 2, 0, MP_FOREVER);
     t0 = mp_test_now();
     mp_assert_int(mp_barrier_wait(bar, 0), MP_EBROKEN);
-    check_quick(mp_test_now() - t0, "Barrier wait(0)");
+    mp_test_check_quick(mp_test_now() - t0, "Barrier wait(0)");
     mp_assert_int(mp_barrier_broken(bar), 1);
     mp_barrier_free(bar);
 
@@ -2267,7 +2209,7 @@ static void barrier_timeout(int proc)
     mp_party_start(&y[0], proc, t_bar_once, &a, sizeof a);
     mp_assert_int(mp_party_join(&y[0]), 0);
     mp_assert_int(b->rc[0], MP_EBROKEN);
-    check_timed(b->el[0], 0.3, "Barrier wait(MP_BARRIER_DEFAULT), default 0.3");
+    mp_test_check_timed(b->el[0], 0.3, "Barrier wait(MP_BARRIER_DEFAULT), default 0.3");
     mp_assert_int(mp_barrier_broken(bar), 1);
     mp_assert_int(mp_barrier_reset(bar), 0);
     /* An explicit timeout overrides the default. */
@@ -2294,7 +2236,7 @@ static void barrier_dead_party(void **state)
     static mp_party_t dead, other;
     targ_t da = {.b = b, .id = 2};
     mp_party_start(&dead, 1, t_block_forever, &da, sizeof da);
-    wait_word(&b->ready, 1, "the doomed party");
+    mp_test_wait_word(&b->ready, 1, "the doomed party");
     targ_t oa = {.b = b, .bar = bar, .id = 0, .timeout = 1.0};
     mp_party_start(&other, 1, t_bar_once, &oa, sizeof oa);
     wait_n_waiting(bar, 1);
@@ -2308,7 +2250,7 @@ static void barrier_dead_party(void **state)
     if (el > 1.0 + 10.0 * mp_test_scale())
         mp_test_fail("wait(1.0) with a dead party returned after %.2f s\n", el);
     mp_assert_int(b->rc[0], MP_EBROKEN);
-    check_timed(b->el[0], 1.0, "the other process's wait(1.0) with a dead party");
+    mp_test_check_timed(b->el[0], 1.0, "the other process's wait(1.0) with a dead party");
     mp_assert_int(mp_barrier_broken(bar), 1);
     mp_barrier_free(bar);
     mp__arena_free(b);
@@ -2328,7 +2270,7 @@ static void barrier_party_killed_waiting(int reap)
     targ_t da = {.b = b, .bar = bar, .id = 5, .timeout = MP_FOREVER};
     mp_party_start(&dead, 1, t_bar_once, &da, sizeof da);
     wait_n_waiting(bar, 1);
-    wait_asleep(b->tid[5], "the doomed party in wait");
+    mp_test_wait_asleep(b->tid[5], "the doomed party in wait");
     if (reap)
         mp_party_kill(&dead);
     else

@@ -67,22 +67,6 @@ static targ_t *targ(int i, int ret)
     return &A[i];
 }
 
-static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
-
-static void wait_word(uint32_t *w, uint32_t n, const char *what)
-{
-    if (mp_test_word_wait(w, n, MP_TEST_LONG) != 0)
-        mp_test_fail("%s: only %u of %u within %.0f s\n", what, mp_test_word_get(w), n,
-                     MP_TEST_LONG);
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 static void copy_str(char *dst, size_t cap, const char *src)
 {
     snprintf(dst, cap, "%s", src ? src : "(null)");
@@ -107,7 +91,7 @@ static int t_record(void *arg)
     b->ident[i] = mp_get_ident();
     b->pself[i] = (unsigned long)pthread_self();
     b->native[i] = mp_get_native_id();
-    b->tid[i] = my_tid();
+    b->tid[i] = mp_test_tid();
     b->daemon[i] = cur ? mp_thread_daemon(cur) : -100;
     b->rc[i] = cur ? mp_thread_is_alive(cur) : -100;
     copy_str(b->name[i], sizeof b->name[i], cur ? mp_thread_name(cur) : NULL);
@@ -193,10 +177,10 @@ static void *raw_dummy(void *arg)
     b->ident[i] = cur ? mp_thread_ident(cur) : 0;
     b->pself[i] = (unsigned long)pthread_self();
     b->native[i] = cur ? mp_thread_native_id(cur) : 0;
-    b->tid[i] = my_tid();
+    b->tid[i] = mp_test_tid();
     b->daemon[i] = cur ? mp_thread_daemon(cur) : -100;
     b->rc[i] = cur ? mp_thread_is_alive(cur) : -100;
-    b->rc2[i] = mp_get_native_id() == my_tid();
+    b->rc2[i] = mp_get_native_id() == mp_test_tid();
     b->rc3[i] = mp_get_ident() == (unsigned long)pthread_self();
     copy_str(b->name[i], sizeof b->name[i], cur ? mp_thread_name(cur) : NULL);
     b->count[i] = mp_active_count();
@@ -225,7 +209,7 @@ static int t_seed(void *arg)
     if (rc != 0)
         return 70;
     int num = b->n;
-    sleep_s(0.001);
+    mp_test_sleep(0.001);
     b->n = num - 1;
     if (mp_lock_release(b->lock) != 0)
         return 71;
@@ -280,18 +264,6 @@ static int parse_n(const char *name, const char *prefix)
     return -1;
 }
 
-static void check_timed(double el, double want, const char *what)
-{
-    if (el < want - 0.01 || el > want + 10.0 * mp_test_scale())
-        mp_test_fail("%s: took %.3f s, expected %.3f s\n", what, el, want);
-}
-
-static void check_quick(double el, const char *what)
-{
-    if (el > 5.0 * mp_test_scale())
-        mp_test_fail("%s took %.3f s; it should not wait\n", what, el);
-}
-
 /* read_comm reads /proc/self/task/<tid>/comm without the newline. */
 static void read_comm(pid_t tid, char *out, size_t cap)
 {
@@ -342,25 +314,10 @@ static pid_t new_task(const tasks_t *before)
             if (!known)
                 return now.tid[i];
         }
-        sleep_s(0.001);
+        mp_test_sleep(0.001);
     }
     mp_test_fail("no new thread appeared\n");
     return 0;
-}
-
-/* wait_asleep waits until the task tid is asleep (in its blocking call). */
-static void wait_asleep(pid_t tid, const char *what)
-{
-    double end = mp_test_now() + MP_TEST_LONG;
-    for (;;) {
-        char st = mp_test_proc_state(tid, NULL);
-        if (st == 'S')
-            return;
-        if (st == 0 || mp_test_now() > end)
-            mp_test_fail("%s: task %d never went to sleep (state %c)\n", what,
-                         (int)tid, st ? st : '-');
-        sleep_s(0.001);
-    }
 }
 
 /* Warm-up: the thread module's process-wide state (the main thread's
@@ -463,7 +420,7 @@ static void identity(void **state)
         mp_assert_int(mp_thread_native_id(t[i]), 0);
         mp_assert_int(mp_thread_start(t[i]), 0);
     }
-    wait_word(&B.ready, 2, "threads");
+    mp_test_wait_word(&B.ready, 2, "threads");
     for (int i = 0; i < 2; i++) {
         assert_true(B.ident[i] != 0);
         mp_assert_int(B.ident[i], B.pself[i]);
@@ -529,15 +486,15 @@ static void lifecycle(void **state)
     mp_assert_int(mp_thread_join(t, 1.0), MP_ENOTSTARTED);
     mp_assert_int(mp_thread_result(t, &res), MP_ENOTSTARTED);
     mp_assert_int(mp_thread_start(t), 0);
-    wait_word(&B.ready, 1, "thread");
+    mp_test_wait_word(&B.ready, 1, "thread");
     mp_assert_int(B.rc[0], 1); /* is_alive seen from inside */
     mp_assert_int(mp_thread_is_alive(t), 1);
     double t0 = mp_test_now();
     mp_assert_int(mp_thread_join(t, 0), -ETIMEDOUT);
-    check_quick(mp_test_now() - t0, "join(0) of a running thread");
+    mp_test_check_quick(mp_test_now() - t0, "join(0) of a running thread");
     t0 = mp_test_now();
     mp_assert_int(mp_thread_join(t, 0.3), -ETIMEDOUT);
-    check_timed(mp_test_now() - t0, 0.3, "join(0.3) of a running thread");
+    mp_test_check_timed(mp_test_now() - t0, 0.3, "join(0.3) of a running thread");
     mp_assert_int(mp_thread_result(t, &res), MP_ERUNNING);
     mp_assert_int(res, 12345);
     mp_assert_int(mp_thread_is_alive(t), 1);
@@ -546,11 +503,11 @@ static void lifecycle(void **state)
     mp_test_word_store(&B.go, 1);
     double end = mp_test_now() + MP_TEST_LONG;
     while (mp_thread_is_alive(t) == 1 && mp_test_now() < end)
-        sleep_s(0.001);
+        mp_test_sleep(0.001);
     mp_assert_int(mp_thread_is_alive(t), 0);
     t0 = mp_test_now();
     mp_assert_int(mp_thread_join(t, MP_TEST_LONG), 0);
-    check_quick(mp_test_now() - t0, "join of an ended thread");
+    mp_test_check_quick(mp_test_now() - t0, "join of an ended thread");
     mp_assert_int(mp_thread_join(t, 0), 0);
     mp_assert_int(mp_thread_join(t, MP_FOREVER), 0);
     mp_assert_int(mp_thread_result(t, &res), 0);
@@ -586,12 +543,12 @@ static void join_self(void **state)
     th_join(t);
     mp_assert_int(B.rc[0], -EDEADLK);
     mp_assert_int(B.rc2[0], -EDEADLK);
-    check_quick(B.at[0], "a thread joining itself");
+    mp_test_check_quick(B.at[0], "a thread joining itself");
     mp_thread_free(t);
     double t0 = mp_test_now();
     mp_assert_int(mp_thread_join(mp_main_thread(), 0), -EDEADLK);
     mp_assert_int(mp_thread_join(mp_current_thread(), 0.5), -EDEADLK);
-    check_quick(mp_test_now() - t0, "the main thread joining itself");
+    mp_test_check_quick(mp_test_now() - t0, "the main thread joining itself");
 }
 
 /* start twice: MP_ESTARTED, while running and after the end; the daemon
@@ -608,7 +565,7 @@ static void start_twice(void **state)
     mp_assert_int(mp_thread_daemon(t), 0);
     mp_assert_int(mp_thread_set_daemon(NULL, 1), -EINVAL);
     mp_assert_int(mp_thread_start(t), 0);
-    wait_word(&B.ready, 1, "thread");
+    mp_test_wait_word(&B.ready, 1, "thread");
     mp_assert_int(mp_thread_start(t), MP_ESTARTED);
     mp_assert_int(mp_thread_set_daemon(t, 1), MP_ESTARTED);
     mp_assert_int(mp_thread_daemon(t), 0);
@@ -714,7 +671,7 @@ static void dummy_thread(void **state)
         targ_t *a = targ(i, 0);
         a->mode = 1;
         mp_assert_int(pthread_create(&th[i], NULL, raw_dummy, a), 0);
-        wait_word(&B.ready, (uint32_t)i + 1, "raw thread");
+        mp_test_wait_word(&B.ready, (uint32_t)i + 1, "raw thread");
     }
     for (int i = 0; i < 2; i++) {
         assert_non_null(B.cur[i]);
@@ -765,7 +722,7 @@ static void active_and_enumerate(void **state)
     mp_assert_int(mp_active_count(), 1); /* made, not started */
     for (int i = 0; i < K; i++)
         mp_assert_int(mp_thread_start(t[i]), 0);
-    wait_word(&B.ready, K, "threads");
+    mp_test_wait_word(&B.ready, K, "threads");
     mp_assert_int(mp_active_count(), 1 + K);
     memset(out, 0, sizeof out);
     mp_assert_int(mp_enumerate_threads(out, 8), 1 + K);
@@ -794,7 +751,7 @@ static void active_and_enumerate(void **state)
     double end = mp_test_now() + MP_TEST_LONG;
     for (int i = 0; i < K; i++)
         while (mp_thread_is_alive(t[i]) == 1 && mp_test_now() < end)
-            sleep_s(0.001);
+            mp_test_sleep(0.001);
     mp_assert_int(mp_active_count(), 1); /* ended, not yet joined */
     for (int i = 0; i < K; i++) {
         th_join(t[i]);
@@ -812,7 +769,7 @@ static void free_running(void **state)
     targ_t *a = targ(0, 0);
     a->mode = 1;
     mp_thread_t *t = th_start(t_record, a, NULL);
-    wait_word(&B.ready, 1, "thread");
+    mp_test_wait_word(&B.ready, 1, "thread");
     mp_thread_free(t);
     mp_assert_int(mp_active_count(), 2);
     mp_thread_t *out[4] = {0};
@@ -823,7 +780,7 @@ static void free_running(void **state)
     mp_test_word_store(&B.go, 1);
     double end = mp_test_now() + MP_TEST_LONG;
     while (mp_active_count() != 1 && mp_test_now() < end)
-        sleep_s(0.001);
+        mp_test_sleep(0.001);
     mp_assert_int(mp_active_count(), 1);
 }
 
@@ -836,7 +793,7 @@ static void os_thread_name(void **state)
     a0->mode = a1->mode = 1;
     mp_thread_t *t0 = th_start(t_record, a0, &o);
     mp_thread_t *t1 = th_start(t_record, a1, NULL);
-    wait_word(&B.ready, 2, "threads");
+    mp_test_wait_word(&B.ready, 2, "threads");
     char comm[32];
     read_comm(B.tid[0], comm, sizeof comm);
     mp_assert_str(comm, "a-very-long-thr");
@@ -887,7 +844,7 @@ static void timer_fires(void **state)
     int rc = mp_timer_join(tm, MP_TEST_LONG);
     mp_assert_int(rc, 0);
     mp_assert_int(B.count[0], 1);
-    check_timed(B.at[0] - t0, 0.3, "Timer(0.3) fired");
+    mp_test_check_timed(B.at[0] - t0, 0.3, "Timer(0.3) fired");
     mp_assert_int(mp_timer_fired(tm), 1);
     assert_non_null(B.cur[0]);
     assert_true(B.cur[0] != mp_main_thread());
@@ -902,7 +859,7 @@ static void timer_fires(void **state)
     mp_assert_int(mp_timer_start(tm), 0);
     mp_assert_int(mp_timer_join(tm, MP_TEST_LONG), 0);
     mp_assert_int(B.count[1], 1);
-    check_quick(B.at[1] - t0, "Timer(0)");
+    mp_test_check_quick(B.at[1] - t0, "Timer(0)");
     mp_timer_free(tm);
 
     /* bad input */
@@ -927,13 +884,13 @@ static void timer_cancel(void **state)
     mp_assert_int(mp_timer_new(&tm, interval, t_timer_fn, targ(0, 0)), 0);
     tasks_snap(&before);
     mp_assert_int(mp_timer_start(tm), 0);
-    wait_asleep(new_task(&before), "the Timer's thread");
+    mp_test_wait_asleep(new_task(&before), "the Timer's thread");
     double t0 = mp_test_now();
     mp_assert_int(mp_timer_cancel(tm), 0);
     int rc = mp_timer_join(tm, 4 * MP_TEST_LONG);
     double el = mp_test_now() - t0;
     mp_assert_int(rc, 0);
-    check_quick(el, "join of a cancelled Timer");
+    mp_test_check_quick(el, "join of a cancelled Timer");
     mp_assert_int(mp_timer_fired(tm), 0);
     mp_assert_int(B.count[0], 0);
     mp_assert_int(mp_timer_cancel(tm), 0);
@@ -944,7 +901,7 @@ static void timer_cancel(void **state)
     mp_assert_int(mp_timer_start(tm), 0);
     mp_assert_int(mp_timer_cancel(tm), 0);
     mp_assert_int(mp_timer_join(tm, MP_TEST_LONG), 0);
-    sleep_s(0.4); /* past the interval: nothing may run now */
+    mp_test_sleep(0.4); /* past the interval: nothing may run now */
     mp_assert_int(B.count[1], 0);
     mp_assert_int(mp_timer_fired(tm), 0);
     mp_timer_free(tm);
@@ -959,7 +916,7 @@ static void timer_cancel_before_start(void **state)
     mp_assert_int(mp_timer_cancel(tm), 0);
     mp_assert_int(mp_timer_start(tm), 0);
     mp_assert_int(mp_timer_join(tm, MP_TEST_LONG), 0);
-    sleep_s(0.2);
+    mp_test_sleep(0.2);
     mp_assert_int(B.count[0], 0);
     mp_assert_int(mp_timer_fired(tm), 0);
     mp_timer_free(tm);
@@ -974,7 +931,7 @@ static void join_main_first_call(void **state)
 {
     double t0 = mp_test_now();
     mp_assert_int(mp_thread_join(mp_main_thread(), 0.5), -EDEADLK);
-    check_quick(mp_test_now() - t0, "the main thread joining itself");
+    mp_test_check_quick(mp_test_now() - t0, "the main thread joining itself");
     mp_assert_int(mp_thread_join(mp_current_thread(), 0), -EDEADLK);
 }
 
@@ -1051,7 +1008,7 @@ static void process_waits_for_threads(void **state)
     mp_process_t *p = NULL;
     mp_assert_int(mp_process_new(&p, pt_target, &a, sizeof a, NULL), 0);
     mp_assert_int(mp_process_start(p), 0);
-    wait_word(&b->ready, 1, "the child's target");
+    mp_test_wait_word(&b->ready, 1, "the child's target");
     int s = mp_process_sentinel(p);
     assert_true(s >= 0);
     if (mp_test_fd_readable(s, 0.5) != 0)
