@@ -84,39 +84,19 @@ struct eaten {
     char res[60];
 };
 
-/* say prints a child's line at once. A spawn or forkserver child does not
- * run main, so its stdout is not line-buffered as the main process's is
- * (story_begin); unflushed, its lines would come out only when it exits, all
- * together. */
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-}
-
-/* randint returns a number in [lo, hi], like random.randint. */
-static int randint(unsigned *seed, int lo, int hi)
-{
-    return lo + (int)(rand_r(seed) % (unsigned)(hi - lo + 1));
-}
-
 /* producer makes EACH of its food (Python: def producer(name, q)). */
 static int producer(void *arg)
 {
     const struct producer_arg *a = arg;
     unsigned seed = (unsigned)getpid() * 2654435761u;
     for (int i = 0; i < EACH; i++) {
-        story_sleep(randint(&seed, 1, 3) * SECOND);
+        story_sleep(story_randint(&seed, 1, 3) * SECOND);
         char res[60];
         snprintf(res, sizeof res, "%s%d", a->name, i);
         int rc = mp_queue_put(a->q, res, strlen(res), MP_FOREVER); /* q.put(res) */
         if (rc != 0)
             return story_fail("%s: put: %s", res, mp_strerror(rc));
-        say("%d 生产了 %s\n", (int)getpid(), res);
+        story_say("%d 生产了 %s\n", (int)getpid(), res);
     }
     return 0;
 }
@@ -135,24 +115,11 @@ static int consumer(void *arg)
         if (rc != 0)
             return story_fail("consumer %d: get: %s", a->index, mp_strerror(rc));
         e.res[len] = '\0';
-        story_sleep(randint(&seed, 1, 3) * SECOND);
-        say("%d 吃 %s\n", (int)getpid(), e.res);
+        story_sleep(story_randint(&seed, 1, 3) * SECOND);
+        story_say("%d 吃 %s\n", (int)getpid(), e.res);
         if ((rc = story_pipe_send(a->report, &e, sizeof e)) != 0)
             return story_fail("consumer %d: report: %s", a->index, strerror(-rc));
     }
-    return 0;
-}
-
-/* join_ok joins p, frees it, and returns 0 if it exited with 0. */
-static int join_ok(mp_process_t *p, const char *who)
-{
-    int code = -1;
-    int rc = mp_process_join(p, 60.0);
-    if (rc == 0)
-        rc = mp_process_exitcode(p, &code);
-    mp_process_free(p);
-    if (rc != 0 || code != 0)
-        return story_fail("%s: %s, exit code %d", who, mp_strerror(rc), code);
     return 0;
 }
 
@@ -232,7 +199,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < PRODUCERS; i++) {
         char who[8];
         snprintf(who, sizeof who, "p%d", i + 1);
-        failed |= join_ok(p[i], who);
+        failed |= story_join_ok(p[i], who);
     }
     if ((rc = mp_queue_close(q)) != 0)
         return story_fail("close: %s", mp_strerror(rc));
@@ -247,7 +214,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < CONSUMERS; i++) {
         char who[8];
         snprintf(who, sizeof who, "c%d", i + 1);
-        failed |= join_ok(c[i], who); /* ended by itself, at MP_EEOF */
+        failed |= story_join_ok(c[i], who); /* ended by itself, at MP_EEOF */
     }
 
     /* Every consumer is gone; nothing more may have been eaten. */

@@ -81,19 +81,6 @@ static int start(mp_process_t **p, mp_target_fn target, const struct ipc_arg *a)
     return rc;
 }
 
-/* finish joins p, frees it, and returns 0 if it exited with 0. */
-static int finish(mp_process_t *p, const char *who)
-{
-    int code = -1;
-    int rc = mp_process_join(p, 60.0);
-    if (rc == 0)
-        rc = mp_process_exitcode(p, &code);
-    mp_process_free(p);
-    if (rc != 0 || code != 0)
-        return story_fail("%s: %s, exit code %d", who, mp_strerror(rc), code);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     story_begin(argc, argv);
@@ -111,7 +98,7 @@ int main(int argc, char **argv)
     struct ipc_arg a = { .q = q, .msg = "我是23号技师 很高兴为您服务" };
     if ((rc = start(&p, producer, &a)) != 0)
         return story_fail("producer: %s", mp_strerror(rc));
-    if (finish(p, "producer") != 0) /* the producer is gone ... */
+    if (story_join_ok(p, "producer") != 0) /* the producer is gone ... */
         return 1;
     if ((rc = mp_queue_get(q, buf, sizeof buf - 1, &len, WAIT)) != 0) /* ... its message is not */
         return story_fail("main: get: %s", mp_strerror(rc));
@@ -125,7 +112,7 @@ int main(int argc, char **argv)
     struct ipc_arg b = { .q = q, .msg = "hello baby" };
     if ((rc = start(&p, producer, &b)) != 0 || (rc = start(&p1, consumer, &b)) != 0)
         return story_fail("start: %s", mp_strerror(rc));
-    int failed = finish(p, "producer") | finish(p1, "consumer");
+    int failed = story_join_ok(p, "producer") | story_join_ok(p1, "consumer");
 
     /* Every message put was taken once: nothing is left. */
     long left = mp_queue_qsize(q);

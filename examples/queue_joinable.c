@@ -89,25 +89,6 @@ struct eaten {
     char res[60];
 };
 
-/* say prints a child's line at once. A spawn or forkserver child does not
- * run main, so its stdout is not line-buffered as the main process's is
- * (story_begin); unflushed, its lines would come out only when it exits, all
- * together, or never for a daemon, which is killed. */
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-}
-
-static int randint(unsigned *seed, int lo, int hi)
-{
-    return lo + (int)(rand_r(seed) % (unsigned)(hi - lo + 1));
-}
-
 /* producer makes EACH of its food, then waits until all is eaten (Python:
  * def producer(name, q)). */
 static int producer(void *arg)
@@ -116,12 +97,12 @@ static int producer(void *arg)
     unsigned seed = (unsigned)getpid() * 2654435761u;
     int rc;
     for (int i = 0; i < EACH; i++) {
-        story_sleep(randint(&seed, 1, 3) * SECOND);
+        story_sleep(story_randint(&seed, 1, 3) * SECOND);
         char res[60];
         snprintf(res, sizeof res, "%s%d", a->name, i);
         if ((rc = mp_queue_put(a->q, res, strlen(res), MP_FOREVER)) != 0) /* q.put(res) */
             return story_fail("%s: put: %s", res, mp_strerror(rc));
-        say("%d 生产了 %s\n", (int)getpid(), res);
+        story_say("%d 生产了 %s\n", (int)getpid(), res);
     }
     if ((rc = mp_queue_join(a->q, WAIT)) != 0) /* q.join() */
         return story_fail("%s: join: %s", a->name, mp_strerror(rc));
@@ -140,8 +121,8 @@ static int consumer(void *arg)
         if (rc != 0)
             return story_fail("consumer %d: get: %s", a->index, mp_strerror(rc));
         e.res[len] = '\0';
-        story_sleep(randint(&seed, 1, 3) * SECOND);
-        say("%d 吃 %s\n", (int)getpid(), e.res);
+        story_sleep(story_randint(&seed, 1, 3) * SECOND);
+        story_say("%d 吃 %s\n", (int)getpid(), e.res);
         if ((rc = story_pipe_send(a->report, &e, sizeof e)) != 0)
             return story_fail("consumer %d: report: %s", a->index, strerror(-rc));
         if ((rc = mp_queue_task_done(a->q)) != 0) /* q.task_done() */

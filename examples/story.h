@@ -374,4 +374,40 @@ static inline int story_count(const char *hay, const char *needle)
     return n;
 }
 
+/* ---- children's lines, chance, ends ------------------------------------- */
+
+/* story_say prints a child's line at once. A spawn or forkserver child does
+ * not run main, so its stdout is not line-buffered as the main process's is
+ * (story_begin); unflushed, its lines would come out only when it exits, all
+ * together, or never for a daemon, which is killed. */
+static inline void story_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void story_say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    fflush(stdout);
+}
+
+/* story_randint returns a number in [lo, hi], like random.randint. */
+static inline int story_randint(unsigned *seed, int lo, int hi)
+{
+    return lo + (int)(rand_r(seed) % (unsigned)(hi - lo + 1));
+}
+
+/* story_join_ok joins p (at most a minute), frees it, and returns 0 if it
+ * exited with 0; otherwise it says why and returns 1. */
+static inline int story_join_ok(mp_process_t *p, const char *who)
+{
+    int code = -1;
+    int rc = mp_process_join(p, 60.0);
+    if (rc == 0)
+        rc = mp_process_exitcode(p, &code);
+    mp_process_free(p);
+    if (rc != 0 || code != 0)
+        return story_fail("%s: %s, exit code %d", who, mp_strerror(rc), code);
+    return 0;
+}
+
 #endif
