@@ -1057,3 +1057,22 @@ void mp_test_check_prompt(double at, double since, const char *what)
                      "timeout, not by the release\n",
                      what, at - since);
 }
+
+static int warm_child_target(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+int mp_test_warm_child(void)
+{
+    mp_process_t *p = NULL;
+    int dummy = 0; /* NULL/0 arguments have their own cases */
+    int rc = mp_process_new(&p, warm_child_target, &dummy, sizeof dummy, NULL);
+    if (rc == 0)
+        rc = mp_process_start(p);
+    if (rc == 0)
+        rc = mp_process_join(p, 60.0 * mp_test_scale());
+    mp_process_free(p);
+    return rc;
+}

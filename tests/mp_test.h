@@ -297,4 +297,10 @@ void mp_test_check_timed(double el, double want, const char *what);
 void mp_test_check_quick(double el, const char *what);
 void mp_test_check_prompt(double at, double since, const char *what);
 
+/* mp_test_warm_child starts one child that returns 0 at once and joins it
+ * (60 s), so that a warm-up has made what the start method needs (the
+ * forkserver and its connection, the spawn bootstrap). Returns 0 or the
+ * failing call's code. */
+int mp_test_warm_child(void);
+
 #endif

@@ -327,8 +327,6 @@ static void not_our_zombie(pid_t pid, const char *what)
         mp_test_fail("%s: child %d is still a zombie of ours\n", what, (int)pid);
 }
 
-static int proc_warmup_target(void *arg) { return 0; }
-
 /* Warm-up: the arena, the process-local state, one child of the program's
  * start method (so the forkserver and its connection exist). */
 static int warm_process(void)
@@ -339,14 +337,7 @@ static int warm_process(void)
     mp__arena_free(x);
     if (!mp_current_process())
         return -EINVAL;
-    mp_process_t *p = NULL;
-    int dummy = 0; /* NULL/0 arguments have their own case: null_arg */
-    int rc = mp_process_new(&p, proc_warmup_target, &dummy, sizeof dummy, NULL);
-    if (rc == 0)
-        rc = mp_process_start(p);
-    if (rc == 0)
-        rc = mp_process_join(p, 60.0 * mp_test_scale());
-    mp_process_free(p);
+    int rc = mp_test_warm_child();
     if (rc == 0)
         rc = mp_active_children(NULL, 0) < 0 ? -EINVAL : 0;
     return rc;

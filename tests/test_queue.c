@@ -233,8 +233,6 @@ static void note_finding(board_t *b, uint32_t *counter, uint32_t prod, uint32_t 
 
 /* ---- targets (threads and processes alike) ----------------------------- */
 
-static int t_nop(void *arg) { return 0; }
-
 /* t_get1 makes one get_alloc with a->timeout (SimpleQueue's get with
  * M_SIMPLE) and records the code, the length (cnt), the payload check (rc2:
  * 0 a->size bytes of a->key's payload, 1 another length, 2 another payload),
@@ -697,15 +695,7 @@ static int warm_queue(void)
     if (rc != 0)
         return rc;
     mp_simplequeue_free(q);
-    mp_process_t *p = NULL;
-    int dummy = 0;
-    rc = mp_process_new(&p, t_nop, &dummy, sizeof dummy, NULL);
-    if (rc == 0)
-        rc = mp_process_start(p);
-    if (rc == 0)
-        rc = mp_process_join(p, 60.0 * mp_test_scale());
-    mp_process_free(p);
-    return rc;
+    return mp_test_warm_child();
 }
 
 /* ---- round trips ---------------------------------------------------------- */

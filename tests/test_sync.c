@@ -143,8 +143,6 @@ static int obj_release(const targ_t *a)
 
 /* ---- targets (threads and processes alike) ----------------------------- */
 
-static int t_nop(void *arg) { return 0; }
-
 /* t_hold takes the object a->n times (at least once), reports in held, then:
  * HOLD_RELEASE waits for go and releases as many times; HOLD_FOREVER blocks
  * until killed; HOLD_RETURN returns (a thread ends, a process exits) while
@@ -583,15 +581,7 @@ static int warm_sync(void)
     mp_lock_free(l);
     if (rc != 0)
         return rc;
-    mp_process_t *p = NULL;
-    int dummy = 0;
-    rc = mp_process_new(&p, t_nop, &dummy, sizeof dummy, NULL);
-    if (rc == 0)
-        rc = mp_process_start(p);
-    if (rc == 0)
-        rc = mp_process_join(p, 60.0 * mp_test_scale());
-    mp_process_free(p);
-    return rc;
+    return mp_test_warm_child();
 }
 
 /* ---- Lock --------------------------------------------------------------- */

@@ -978,23 +978,12 @@ static int pt_target(void *arg)
     return 7;
 }
 
-static int pt_nop(void *arg) { return 0; }
-
 static int warm_process(void)
 {
     int rc = warm_thread();
     if (rc != 0)
         return rc;
-    mp_process_t *p = NULL;
-    static parg_t a;
-    a.b = NULL;
-    rc = mp_process_new(&p, pt_nop, &a, sizeof a, NULL);
-    if (rc == 0)
-        rc = mp_process_start(p);
-    if (rc == 0)
-        rc = mp_process_join(p, 60.0 * mp_test_scale());
-    mp_process_free(p);
-    return rc;
+    return mp_test_warm_child();
 }
 
 /* A child process whose target returned waits for its non-daemon thread
