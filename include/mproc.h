@@ -20,6 +20,8 @@ extern "C" {
 #include "mproc/thread.h"
 #include "mproc/sync.h"
 #include "mproc/queue.h"
+#include "mproc/value.h"
+#include "mproc/conn.h"
 
 #ifdef __cplusplus
 }

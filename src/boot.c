@@ -203,6 +203,14 @@ void *mp__boot_encode(const mp__boot_t *b, size_t *len)
     put_u64(&w, b->nfds);
     for (uint32_t i = 0; i < b->nfds; i++)
         put_u64(&w, (uint64_t)(int64_t)b->fds[i]);
+    put_u64(&w, b->conn_hwm);
+    put_u64(&w, b->nconns);
+    for (uint32_t i = 0; i < b->nconns; i++) {
+        put_u64(&w, b->conns[i].slot);
+        put_u64(&w, b->conns[i].flags);
+        put_u64(&w, (uint64_t)(int64_t)b->conns[i].fd);
+        put_u64(&w, b->conns[i].size);
+    }
     if (w.err) {
         free(w.buf);
         return NULL;
@@ -242,6 +250,16 @@ int mp__boot_decode(const void *buf, size_t len, mp__boot_t *b)
         return -EINVAL;
     for (uint32_t i = 0; i < b->nfds; i++)
         b->fds[i] = (int32_t)get_u64(&r);
+    b->conn_hwm = (uint32_t)get_u64(&r);
+    b->nconns = (uint32_t)get_u64(&r);
+    if (b->nconns > MP__MAX_CONNS)
+        return -EINVAL;
+    for (uint32_t i = 0; i < b->nconns; i++) {
+        b->conns[i].slot = (uint32_t)get_u64(&r);
+        b->conns[i].flags = (uint32_t)get_u64(&r);
+        b->conns[i].fd = (int32_t)get_u64(&r);
+        b->conns[i].size = get_u64(&r);
+    }
     if (r.err || r.left)
         return -EINVAL;
     if (b->method < MP_START_FORK || b->method > MP_START_FORKSERVER)
@@ -285,7 +303,7 @@ int mp__boot_fill(mp__boot_t *b, const struct mp_process *p)
             return -EBADF;
         b->fds[b->nfds++] = p->pass_fds[i];
     }
-    return 0;
+    return mp__conn_export(b);
 }
 
 /* ---- I/O helpers -------------------------------------------------------- */
@@ -342,6 +360,8 @@ _Noreturn void mp__child_main(mp__boot_t *b)
     }
     if (b->parent_alive_fd >= 0)
         set_cloexec(b->parent_alive_fd, 1);
+    if (mp__conn_import(b) < 0)
+        _exit(255);
     mp_target_fn fn = mp__target_resolve(b->module, b->offset);
     if (!fn)
         _exit(255);

@@ -17,7 +17,10 @@
 
 #define MP__IDENT_MAX 128
 #define MP__MODULE_MAX 4096
-#define MP__MAX_FDS 64
+/* Descriptors a bootstrapped child receives: within one SCM_RIGHTS message
+ * (the kernel's SCM_MAX_FD is 253) with the forkserver's four base ones. */
+#define MP__MAX_FDS 240
+#define MP__MAX_CONNS 200
 
 enum { KIND_CHILD, KIND_SELF, KIND_PARENT };
 enum { ST_NEW, ST_STARTED, ST_DONE, ST_CLOSED };
@@ -45,6 +48,13 @@ struct mp_process {
     struct mp_process *prev, *next; /* the registry of live children */
 };
 
+/* One open connection handed to a bootstrapped child (conn.c). */
+typedef struct {
+    uint32_t slot, flags;
+    int32_t fd;
+    uint64_t size;
+} mp__conn_rec_t;
+
 /* The boot record, decoded. Strings are NUL-terminated. */
 typedef struct {
     char module[MP__MODULE_MAX];
@@ -64,6 +74,9 @@ typedef struct {
     uint64_t arena_base, arena_reserve;
     uint32_t nfds;          /* descriptors the child keeps at these numbers */
     int32_t fds[MP__MAX_FDS];
+    uint32_t conn_hwm;      /* the parent's connection table high-water mark */
+    uint32_t nconns;        /* the connections open in the parent */
+    mp__conn_rec_t conns[MP__MAX_CONNS];
 } mp__boot_t;
 
 /* boot.c */
@@ -102,6 +115,13 @@ MP_HIDDEN void mp__threads_shutdown(void);
  * write end only this process holds), creating it on first use. */
 MP_HIDDEN int mp__alive_read(void);
 MP_HIDDEN int mp__stdin_devnull(void);
+
+/* conn.c */
+/* mp__conn_export adds this process's open connections to b (records and
+ * descriptors); -E2BIG when they do not fit. */
+MP_HIDDEN int mp__conn_export(mp__boot_t *b);
+/* mp__conn_import rebuilds them in a bootstrapped child at the same slots. */
+MP_HIDDEN int mp__conn_import(const mp__boot_t *b);
 
 /* forkserver.c */
 MP_HIDDEN int mp__start_forkserver(struct mp_process *p);

@@ -1,0 +1,729 @@
+/* conn.c: Pipe, Connection and wait (Python's multiprocessing.connection),
+ * carrying framed byte messages over pipes and stream sockets.
+ *
+ * Thread-safety: the handle table is guarded by a process-local mutex; one
+ * handle is used by one thread at a time (as Python's Connection). Fork-safe:
+ * the table's mutex is taken around fork (pthread_atfork).
+ *
+ * Handles. A handle is a slot of a process-private table mapped at one fixed
+ * address (TABLE_BASE) in every process of the family. Private, because each
+ * process owns its copy of a connection (closing it closes that process's
+ * descriptor only, as in Python); at a fixed address, because a spawned or
+ * forkserver child rebuilds the slots its parent had open at the same
+ * indices (mp__conn_export / mp__conn_import, through the boot record), so a
+ * handle passed in the target's argument means the same connection there.
+ * Under fork the mapping is simply copied. A slot is FREE, OPEN or CLOSED;
+ * closed slots are only reused after mp_conn_free, and a bootstrapped child
+ * allocates above its parent's high-water mark, so a stale handle never
+ * names another connection.
+ *
+ * Framing is Python's: a 4-byte big-endian signed length, or -1 and an 8-byte
+ * big-endian length for messages over 2 GiB, then the bytes. A receiver reads
+ * exactly one frame (never ahead), so several processes may share a read end
+ * under a lock as Python's Queue does, and nothing is lost to a process that
+ * exits with bytes in a private buffer.
+ *
+ * Receive state per handle: has_hdr/size keep a header already read whose
+ * body is still in the descriptor (a message too long for the caller's limit
+ * or buffer waits there for a larger one); hdr/hdr_got and part/part_got keep
+ * the bytes of a frame that a timeout interrupted, so the next call goes on
+ * where it stopped; broken marks a stream cut inside a frame (end of file
+ * mid-message, a negative length), after which framing is lost. */
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "internal.h"
+
+#define TABLE_BASE ((uintptr_t)0x1f0000000000ULL)
+#define SLOT_MAX (1u << 19)
+#define SMALL_MAX (16u * 1024)     /* header and body copied into one write */
+#define GROW_MIN ((size_t)1 << 20) /* first allocation of a large message */
+
+enum { S_FREE = 0, S_OPEN = 1, S_CLOSED = 2 };
+
+struct mp_conn {
+    uint8_t state, readable, writable, sock;
+    uint8_t has_hdr, broken, hdr_got, pad_;
+    int32_t fd;
+    uint32_t next_free;
+    uint64_t size;       /* the pending message's size when has_hdr */
+    unsigned char hdr[12]; /* header bytes read so far (hdr_got) */
+    char *part;          /* body bytes read before a timeout (part_got) */
+    size_t part_got, part_cap;
+};
+
+static pthread_mutex_t T_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct mp_conn *T_slots;  /* == TABLE_BASE once mapped */
+static _Atomic uint32_t T_hwm = 1; /* slots [1, hwm) have been handed out */
+static uint32_t T_free;           /* free list through next_free; 0: empty */
+static pthread_once_t T_once = PTHREAD_ONCE_INIT;
+
+static void atfork_prepare(void) { pthread_mutex_lock(&T_mu); }
+static void atfork_parent(void) { pthread_mutex_unlock(&T_mu); }
+static void atfork_child(void) { pthread_mutex_init(&T_mu, NULL); }
+
+/* Python ignores SIGPIPE at start-up, so a write to a pipe whose readers are
+ * gone is an error, not a death. We do the same, but only if the program
+ * left SIGPIPE at its default: its own handler stays. */
+static void once_init(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+        old.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+/* Maps the table (reserved, pages made on first touch); T_mu held. */
+static int table_map(void)
+{
+    if (T_slots)
+        return 0;
+    void *p = mmap((void *)TABLE_BASE, (size_t)SLOT_MAX * sizeof(struct mp_conn),
+                   PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+    if (p == MAP_FAILED)
+        return -ENOMEM;
+    if (p != (void *)TABLE_BASE) { /* a kernel that ignores the flag */
+        munmap(p, (size_t)SLOT_MAX * sizeof(struct mp_conn));
+        return -ENOMEM;
+    }
+    T_slots = p;
+    return 0;
+}
+
+static int slot_alloc(int fd, int readable, int writable, struct mp_conn **out)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -EBADF;
+    pthread_once(&T_once, once_init);
+    pthread_mutex_lock(&T_mu);
+    int rc = table_map();
+    uint32_t i = 0;
+    if (rc == 0) {
+        if (T_free) {
+            i = T_free;
+            T_free = T_slots[i].next_free;
+        } else if (T_hwm < SLOT_MAX) {
+            i = T_hwm++;
+        } else {
+            rc = -EMFILE;
+        }
+    }
+    pthread_mutex_unlock(&T_mu);
+    if (rc < 0)
+        return rc;
+    struct mp_conn *c = &T_slots[i];
+    memset(c, 0, sizeof *c);
+    c->fd = fd;
+    c->readable = !!readable;
+    c->writable = !!writable;
+    c->sock = S_ISSOCK(st.st_mode);
+    c->state = S_OPEN;
+    *out = c;
+    return 0;
+}
+
+/* Returns the slot index of handle c, or 0 if c is not a handle. */
+static uint32_t slot_index(const mp_conn_t *c)
+{
+    uintptr_t a = (uintptr_t)c;
+    if (!T_slots || a < TABLE_BASE || (a - TABLE_BASE) % sizeof *c)
+        return 0;
+    uintptr_t i = (a - TABLE_BASE) / sizeof *c;
+    return i > 0 && i < T_hwm ? (uint32_t)i : 0;
+}
+
+/* check: 0 when c is an open handle; MP_ECLOSED or -EINVAL otherwise. */
+static int check(const mp_conn_t *c)
+{
+    if (!slot_index(c) || c->state == S_FREE)
+        return -EINVAL;
+    return c->state == S_OPEN ? 0 : MP_ECLOSED;
+}
+
+int mp_conn_from_fd(mp_conn_t **out, int fd, int readable, int writable)
+{
+    if (!out)
+        return -EINVAL;
+    if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+        return -EBADF;
+    if (!readable && !writable)
+        return -EINVAL;
+    int rc = slot_alloc(fd, readable, writable, out);
+    if (rc == 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return rc;
+}
+
+int mp_pipe(mp_conn_t **c1, mp_conn_t **c2, int duplex)
+{
+    if (!c1 || !c2)
+        return -EINVAL;
+    int fds[2], rc;
+    rc = duplex ? mp__sys_socketpair(SOCK_STREAM, fds) : mp__sys_pipe(fds, O_CLOEXEC);
+    if (rc < 0)
+        return rc;
+    mp_conn_t *a = NULL, *b = NULL;
+    rc = slot_alloc(fds[0], 1, duplex, &a);
+    if (rc == 0)
+        rc = slot_alloc(fds[1], duplex, 1, &b);
+    if (rc < 0) {
+        if (a) {
+            a->state = S_CLOSED;
+            mp_conn_free(a);
+        }
+        close(fds[0]);
+        close(fds[1]);
+        return rc;
+    }
+    *c1 = a;
+    *c2 = b;
+    return 0;
+}
+
+int mp_conn_fileno(const mp_conn_t *c)
+{
+    int rc = check(c);
+    return rc < 0 ? rc : c->fd;
+}
+
+int mp_conn_readable(const mp_conn_t *c) { return slot_index(c) && c->readable; }
+int mp_conn_writable(const mp_conn_t *c) { return slot_index(c) && c->writable; }
+int mp_conn_closed(const mp_conn_t *c) { return check(c) != 0; }
+
+void mp_conn_close(mp_conn_t *c)
+{
+    if (check(c) != 0)
+        return;
+    c->state = S_CLOSED;
+    close(c->fd);
+    c->fd = -1;
+    free(c->part);
+    c->part = NULL;
+    c->has_hdr = 0;
+    c->hdr_got = 0;
+}
+
+void mp_conn_free(mp_conn_t *c)
+{
+    uint32_t i = slot_index(c);
+    if (!i || c->state == S_FREE)
+        return;
+    mp_conn_close(c);
+    pthread_mutex_lock(&T_mu);
+    c->state = S_FREE;
+    c->next_free = T_free;
+    T_free = i;
+    pthread_mutex_unlock(&T_mu);
+}
+
+/* ---- sending --------------------------------------------------------------- */
+
+/* Waits until fd takes more bytes (a descriptor the caller made
+ * non-blocking); returns 0 or -errno. */
+static int wait_writable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    while (poll(&p, 1, -1) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
+
+/* Writes every byte of iov[0..n) (modified as it goes). */
+static int write_all(mp_conn_t *c, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t w;
+        if (c->sock) {
+            struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+            w = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+        } else {
+            w = n == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len)
+                       : writev(c->fd, iov, n);
+        }
+        if (w < 0) {
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                int rc = wait_writable(c->fd);
+                if (rc < 0)
+                    return rc;
+                continue;
+            }
+            return -e;
+        }
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov[0].iov_len) {
+            left -= iov[0].iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov[0].iov_base = (char *)iov[0].iov_base + left;
+            iov[0].iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+/* Fills hdr with the frame header for len bytes; returns its size. */
+static size_t frame_header(unsigned char hdr[12], uint64_t len)
+{
+    if (len <= 0x7fffffff) {
+        for (int i = 0; i < 4; i++)
+            hdr[i] = (unsigned char)(len >> (24 - 8 * i));
+        return 4;
+    }
+    memset(hdr, 0xff, 4);
+    for (int i = 0; i < 8; i++)
+        hdr[4 + i] = (unsigned char)(len >> (56 - 8 * i));
+    return 12;
+}
+
+int mp_conn_send_bytes(mp_conn_t *c, const void *buf, size_t len)
+{
+    int rc = check(c);
+    if (rc < 0)
+        return rc;
+    if (!buf && len)
+        return -EINVAL;
+    if (!c->writable)
+        return -EBADF;
+    unsigned char small[4 + SMALL_MAX];
+    if (len <= SMALL_MAX) {
+        /* One write: the reader sees the frame in one piece and we pay one
+         * system call. */
+        frame_header(small, len);
+        if (len)
+            memcpy(small + 4, buf, len);
+        struct iovec iov = {small, 4 + len};
+        return write_all(c, &iov, 1);
+    }
+    size_t h = frame_header(small, len);
+    struct iovec iov[2] = {{small, h}, {(void *)buf, len}};
+    return write_all(c, iov, 2);
+}
+
+int mp_conn_send_bytes_at(mp_conn_t *c, const void *buf, size_t len, size_t offset,
+                          size_t size)
+{
+    if (!buf && len)
+        return -EINVAL;
+    if (offset > len)
+        return -EINVAL;
+    if (size == MP_SIZE_REST)
+        size = len - offset;
+    else if (size > len - offset)
+        return -EINVAL;
+    return mp_conn_send_bytes(c, buf ? (const char *)buf + offset : NULL, size);
+}
+
+/* ---- receiving ------------------------------------------------------------- */
+
+/* Reads up to n bytes into p (at least one unless end of file or error),
+ * waiting until deadline d. Returns the count, 0 at end of file, -ETIMEDOUT
+ * or -errno. */
+static ssize_t read_some(mp_conn_t *c, void *p, size_t n, mp__deadline_t d)
+{
+    for (;;) {
+        if (d != MP__NEVER) {
+            int rc = mp__wait_readable(c->fd, d);
+            if (rc < 0)
+                return rc;
+        }
+        ssize_t r = c->sock ? recv(c->fd, p, n, 0) : read(c->fd, p, n);
+        if (r >= 0)
+            return r;
+        int e = errno;
+        if (e == EINTR)
+            continue;
+        if (e == EAGAIN || e == EWOULDBLOCK) {
+            int rc = mp__wait_readable(c->fd, d);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        return e == ECONNRESET ? MP_EEOF : -e;
+    }
+}
+
+/* A cut inside a frame: the stream can no longer be framed. */
+static int cut(mp_conn_t *c)
+{
+    c->broken = 1;
+    free(c->part);
+    c->part = NULL;
+    c->part_got = 0;
+    return -EPROTO;
+}
+
+/* Makes sure the next frame's header has been read (c->has_hdr, c->size).
+ * Header bytes that came before a timeout are kept for the next call. */
+static int read_header(mp_conn_t *c, mp__deadline_t d)
+{
+    if (c->broken)
+        return -EPROTO;
+    if (c->has_hdr)
+        return 0;
+    static const unsigned char escape[4] = {0xff, 0xff, 0xff, 0xff};
+    for (;;) {
+        size_t need = c->hdr_got >= 4 && !memcmp(c->hdr, escape, 4) ? 12 : 4;
+        if (c->hdr_got == need)
+            break;
+        ssize_t r = read_some(c, c->hdr + c->hdr_got, need - c->hdr_got, d);
+        if (r > 0) {
+            c->hdr_got = (uint8_t)(c->hdr_got + r);
+            continue;
+        }
+        if (r == 0 || r == MP_EEOF)
+            return c->hdr_got ? cut(c) : MP_EEOF;
+        return (int)r; /* a timeout or an error: what came is kept */
+    }
+    const unsigned char *h = c->hdr;
+    int32_t s = (int32_t)((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+                          (uint32_t)h[2] << 8 | h[3]);
+    uint64_t size = (uint64_t)s;
+    if (s == -1) {
+        size = 0;
+        for (int i = 4; i < 12; i++)
+            size = size << 8 | h[i];
+    } else if (s < 0) {
+        return cut(c);
+    }
+    c->hdr_got = 0;
+    c->size = size;
+    c->has_hdr = 1;
+    return 0;
+}
+
+static int recv_prologue(mp_conn_t *c, double timeout, mp__deadline_t *d)
+{
+    int rc = check(c);
+    if (rc < 0)
+        return rc;
+    if (!c->readable)
+        return -EBADF;
+    return mp__deadline(timeout, d);
+}
+
+/* Reads the pending body into c->part, whose memory grows with the bytes
+ * that arrive: a header claiming gigabytes costs nothing until they come.
+ * A timeout keeps what came (the next call goes on from there). */
+static int fill_part(mp_conn_t *c, mp__deadline_t d)
+{
+    size_t size = (size_t)c->size;
+    if (!c->part) {
+        c->part_cap = size < GROW_MIN ? size : GROW_MIN;
+        c->part = mp__malloc(c->part_cap ? c->part_cap : 1);
+        c->part_got = 0;
+        if (!c->part)
+            return -ENOMEM;
+    }
+    while (c->part_got < size) {
+        if (c->part_got == c->part_cap) {
+            size_t ncap = c->part_cap > size / 2 ? size : c->part_cap * 2;
+            char *nb = realloc(c->part, ncap);
+            if (!nb)
+                return -ENOMEM; /* nothing lost: a later call goes on */
+            c->part = nb;
+            c->part_cap = ncap;
+        }
+        ssize_t r = read_some(c, c->part + c->part_got, c->part_cap - c->part_got, d);
+        if (r == 0 || r == MP_EEOF)
+            return cut(c);
+        if (r < 0)
+            return (int)r;
+        c->part_got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads the pending body (size bytes) into dst, after the part an earlier
+ * call kept; a timeout moves what came into c->part. */
+static int read_body_into(mp_conn_t *c, char *dst, mp__deadline_t d)
+{
+    size_t size = (size_t)c->size, got = 0;
+    if (c->part) {
+        memcpy(dst, c->part, c->part_got);
+        got = c->part_got;
+        free(c->part);
+        c->part = NULL;
+        c->part_got = 0;
+    }
+    while (got < size) {
+        ssize_t r = read_some(c, dst + got, size - got, d);
+        if (r == 0 || r == MP_EEOF)
+            return cut(c);
+        if (r < 0) {
+            if (got && (c->part = mp__malloc(got)) != NULL) {
+                memcpy(c->part, dst, got);
+                c->part_got = c->part_cap = got;
+            } else if (got) {
+                return cut(c);
+            }
+            return (int)r;
+        }
+        got += (size_t)r;
+    }
+    c->has_hdr = 0;
+    return 0;
+}
+
+int mp_conn_recv_bytes(mp_conn_t *c, void **buf, size_t *len, size_t maxlength,
+                       double timeout)
+{
+    mp__deadline_t d;
+    if (!buf || !len)
+        return -EINVAL;
+    int rc = recv_prologue(c, timeout, &d);
+    if (rc == 0)
+        rc = read_header(c, d);
+    if (rc < 0)
+        return rc;
+    if ((maxlength && c->size > maxlength) || c->size > SIZE_MAX - 1)
+        return -EMSGSIZE;
+    rc = fill_part(c, d);
+    if (rc < 0)
+        return rc;
+    *buf = c->part;
+    *len = (size_t)c->size;
+    c->part = NULL;
+    c->part_got = 0;
+    c->has_hdr = 0;
+    return 0;
+}
+
+int mp_conn_recv_bytes_into(mp_conn_t *c, void *buf, size_t len, size_t offset,
+                            size_t *got, double timeout)
+{
+    mp__deadline_t d;
+    if ((!buf && len) || !got || offset > len)
+        return -EINVAL;
+    int rc = recv_prologue(c, timeout, &d);
+    if (rc == 0)
+        rc = read_header(c, d);
+    if (rc < 0)
+        return rc;
+    if (c->size > len - offset) {
+        *got = c->size > SIZE_MAX ? SIZE_MAX : (size_t)c->size;
+        return MP_ETOOSHORT;
+    }
+    size_t n = (size_t)c->size;
+    rc = read_body_into(c, (char *)buf + offset, d);
+    if (rc == 0)
+        *got = n;
+    return rc;
+}
+
+int mp_conn_poll(mp_conn_t *c, double timeout)
+{
+    mp__deadline_t d;
+    int rc = recv_prologue(c, timeout, &d);
+    if (rc < 0)
+        return rc;
+    if (c->has_hdr || c->broken)
+        return 1;
+    rc = mp__wait_readable(c->fd, d);
+    return rc == 0 ? 1 : rc == -ETIMEDOUT ? 0 : rc;
+}
+
+/* ---- structured values ------------------------------------------------------ */
+
+int mp_conn_send(mp_conn_t *c, const mp_val_t *v)
+{
+    int rc = check(c);
+    if (rc < 0)
+        return rc;
+    void *buf = NULL;
+    size_t len = 0;
+    rc = mp_val_pack(v, &buf, &len);
+    if (rc == 0)
+        rc = mp_conn_send_bytes(c, buf, len);
+    free(buf);
+    return rc;
+}
+
+int mp_conn_recv(mp_conn_t *c, mp_val_t **out, size_t maxlength, double timeout)
+{
+    if (!out)
+        return -EINVAL;
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = mp_conn_recv_bytes(c, &buf, &len, maxlength, timeout);
+    if (rc < 0)
+        return rc;
+    rc = mp_val_unpack(buf, len, out);
+    free(buf);
+    return rc;
+}
+
+/* ---- wait ------------------------------------------------------------------- */
+
+mp_waitable_t mp_waitable_conn(mp_conn_t *c)
+{
+    return (mp_waitable_t){.kind = MP_WAIT_CONN, .u.conn = c};
+}
+
+mp_waitable_t mp_waitable_process(mp_process_t *p)
+{
+    return (mp_waitable_t){.kind = MP_WAIT_PROCESS, .u.process = p};
+}
+
+mp_waitable_t mp_waitable_fd(int fd)
+{
+    return (mp_waitable_t){.kind = MP_WAIT_FD, .u.fd = fd};
+}
+
+/* Fills p with what to poll for o; *now set when o is ready without polling
+ * (a connection holding a read header). */
+static int wait_item(const mp_waitable_t *o, struct pollfd *p, int *now)
+{
+    int fd, rc;
+    *now = 0;
+    switch (o->kind) {
+    case MP_WAIT_CONN:
+        rc = check(o->u.conn);
+        if (rc < 0 || !o->u.conn->readable)
+            return -EINVAL;
+        fd = o->u.conn->fd;
+        *now = o->u.conn->has_hdr || o->u.conn->broken;
+        break;
+    case MP_WAIT_PROCESS:
+        if (!o->u.process)
+            return -EINVAL;
+        fd = mp_process_sentinel(o->u.process);
+        if (fd < 0)
+            return -EINVAL;
+        break;
+    case MP_WAIT_FD:
+        fd = o->u.fd;
+        if (fd < 0)
+            return -EINVAL;
+        break;
+    default:
+        return -EINVAL;
+    }
+    *p = (struct pollfd){.fd = fd, .events = POLLIN};
+    return 0;
+}
+
+int mp_wait(mp_waitable_t *objs, size_t n, double timeout)
+{
+    mp__deadline_t d;
+    if ((!objs && n) || n > INT_MAX || mp__deadline(timeout, &d) < 0)
+        return -EINVAL;
+    struct pollfd stack[16], *p = n <= 16 ? stack : mp__malloc(n * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    int rc = 0, early = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int now;
+        rc = wait_item(&objs[i], &p[i], &now);
+        early |= now;
+    }
+    while (rc == 0) {
+        int r = poll(p, (nfds_t)n, early ? 0 : mp__deadline_ms(d));
+        if (r >= 0)
+            break;
+        if (errno != EINTR)
+            rc = -errno;
+    }
+    int ready = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const mp_conn_t *c = objs[i].kind == MP_WAIT_CONN ? objs[i].u.conn : NULL;
+        int now = c && (c->has_hdr || c->broken);
+        objs[i].ready = now || (p[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL));
+        ready += objs[i].ready;
+    }
+    if (p != stack)
+        free(p);
+    return rc < 0 ? rc : ready;
+}
+
+/* ---- handing connections to bootstrapped children --------------------------- */
+
+int mp__conn_export(mp__boot_t *b)
+{
+    uint32_t hwm = T_hwm;
+    b->conn_hwm = hwm;
+    b->nconns = 0;
+    if (!T_slots)
+        return 0;
+    pthread_mutex_lock(&T_mu);
+    int rc = 0;
+    for (uint32_t i = 1; i < hwm && rc == 0; i++) {
+        struct mp_conn *c = &T_slots[i];
+        if (c->state != S_OPEN)
+            continue;
+        if (b->nconns == MP__MAX_CONNS || b->nfds == MP__MAX_FDS - 4) {
+            rc = -E2BIG;
+            break;
+        }
+        b->conns[b->nconns++] = (mp__conn_rec_t){
+            .slot = i, .fd = c->fd, .size = c->size,
+            .flags = (uint32_t)(c->readable | c->writable << 1 | c->sock << 2 |
+                                c->has_hdr << 3 |
+                                /* a part-read frame stays behind */
+                                (c->broken | !!c->hdr_got | !!c->part_got) << 4)};
+        uint32_t k = 0;
+        while (k < b->nfds && b->fds[k] != c->fd)
+            k++;
+        if (k == b->nfds)
+            b->fds[b->nfds++] = c->fd;
+    }
+    pthread_mutex_unlock(&T_mu);
+    return rc;
+}
+
+int mp__conn_import(const mp__boot_t *b)
+{
+    if (!b->nconns && b->conn_hwm <= 1)
+        return 0;
+    if (b->conn_hwm > SLOT_MAX)
+        return -EINVAL;
+    pthread_once(&T_once, once_init);
+    pthread_mutex_lock(&T_mu);
+    int rc = table_map();
+    if (rc == 0) {
+        T_hwm = b->conn_hwm > 1 ? b->conn_hwm : 1;
+        /* Slots below the mark that do not come open were closed (or freed)
+         * in the parent: closed here, so their calls say MP_ECLOSED. */
+        for (uint32_t i = 1; i < T_hwm; i++)
+            T_slots[i] = (struct mp_conn){.state = S_CLOSED, .fd = -1};
+        for (uint32_t k = 0; k < b->nconns; k++) {
+            const mp__conn_rec_t *r = &b->conns[k];
+            if (r->slot == 0 || r->slot >= T_hwm)
+                continue;
+            struct mp_conn *c = &T_slots[r->slot];
+            memset(c, 0, sizeof *c);
+            c->fd = r->fd;
+            c->readable = r->flags & 1;
+            c->writable = r->flags >> 1 & 1;
+            c->sock = r->flags >> 2 & 1;
+            c->has_hdr = r->flags >> 3 & 1;
+            c->broken = r->flags >> 4 & 1;
+            c->size = r->size;
+            c->state = S_OPEN;
+            fcntl(c->fd, F_SETFD, FD_CLOEXEC);
+        }
+    }
+    pthread_mutex_unlock(&T_mu);
+    return rc;
+}
