@@ -122,4 +122,18 @@ int mpb_queue_mq_round(const mpb_round_t *r, double *value);
 int mpb_queue_zmq_round(const mpb_round_t *r, double *value);
 #endif
 
+/* The connection cases (bench_conn.c): pipe_64b and pipe_1m (one way,
+ * producer -> consumer; param points to an mpb_conn_param_t), pipe_rtt and
+ * listener_rtt (round trips in microseconds; param is unused). */
+typedef struct {
+    size_t size;          /* bytes per message, at least 32 */
+    int mbps;             /* 1: the value is MB/s (10^6 bytes), else msgs/s */
+} mpb_conn_param_t;
+
+int mpb_pipe_stream_mproc_round(const mpb_round_t *r, double *value);
+int mpb_pipe_stream_raw_round(const mpb_round_t *r, double *value);
+int mpb_pipe_rtt_mproc_round(const mpb_round_t *r, double *value);
+int mpb_pipe_rtt_raw_round(const mpb_round_t *r, double *value);
+int mpb_listener_rtt_mproc_round(const mpb_round_t *r, double *value);
+
 #endif

@@ -165,6 +165,41 @@ static const mpb_case_t cases[] = {
             PY_PEER("queue.py", "--kind", "joinable", "--size", "64"),
         },
     },
+    /* The connection cases: see bench_conn.c. */
+    {
+        .name = "pipe_64b", .unit = "msgs/s", .kind = MPB_RATE,
+        .param = &(const mpb_conn_param_t){64, 0},
+        .mproc = {.name = "mproc", .round = mpb_pipe_stream_mproc_round},
+        .peers = {
+            PY_PEER("conn.py", "--case", "stream", "--size", "64"),
+            {.name = "raw", .round = mpb_pipe_stream_raw_round},
+        },
+    },
+    {
+        .name = "pipe_rtt", .unit = "us", .kind = MPB_TIME,
+        .mproc = {.name = "mproc", .round = mpb_pipe_rtt_mproc_round},
+        .peers = {
+            PY_PEER("conn.py", "--case", "pipe_rtt"),
+            {.name = "raw", .round = mpb_pipe_rtt_raw_round},
+        },
+    },
+    {
+        .name = "pipe_1m", .unit = "MB/s", .kind = MPB_RATE,
+        .param = &(const mpb_conn_param_t){1048576, 1},
+        .mproc = {.name = "mproc", .round = mpb_pipe_stream_mproc_round},
+        .peers = {
+            PY_PEER("conn.py", "--case", "stream", "--size", "1048576",
+                    "--mbps"),
+            {.name = "raw", .round = mpb_pipe_stream_raw_round},
+        },
+    },
+    {
+        .name = "listener_rtt", .unit = "us", .kind = MPB_TIME,
+        .mproc = {.name = "mproc", .round = mpb_listener_rtt_mproc_round},
+        .peers = {
+            PY_PEER("conn.py", "--case", "listener_rtt"),
+        },
+    },
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])
