@@ -1,5 +1,6 @@
 /* bench.c: helpers for the round functions of the benchmark cases: the
- * clock, the rate loop, and running a Python peer script for one round.
+ * clock, the rate loop, starting a worker process (mproc or fork()), and
+ * running a Python peer script for one round.
  * MT-safe: no (the benchmark is single-threaded). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,6 +49,34 @@ int mpb_rate_loop(const mpb_round_t *r, mpb_op_fn op, void *state,
             break;
     }
     *rate = (double)n / elapsed;
+    return 0;
+}
+
+int mpb_child_start(int use_mproc, mp_target_fn fn, const void *arg,
+                    size_t len, mp_process_t **mp, pid_t *pid)
+{
+    *mp = NULL;
+    *pid = 0;
+    if (use_mproc) {
+        mp_process_opts_t opts = {.start_method = MP_START_FORK};
+        int rc = mp_process_new(mp, fn, arg, len, &opts);
+
+        if (rc < 0)
+            return rc;
+        if ((rc = mp_process_start(*mp)) < 0) {
+            mp_process_free(*mp);
+            *mp = NULL;
+        }
+        return rc;
+    }
+    fflush(NULL);
+    *pid = fork();
+    if (*pid < 0) {
+        *pid = 0;
+        return -errno;
+    }
+    if (*pid == 0)
+        _exit(fn((void *)arg));
     return 0;
 }
 

@@ -25,6 +25,9 @@
 #define MPB_BENCH_H
 
 #include <stddef.h>
+#include <sys/types.h>
+
+#include "mproc.h"
 
 #define MPB_MAX_PEERS 6
 
@@ -86,6 +89,15 @@ int mpb_rate_loop(const mpb_round_t *r, mpb_op_fn op, void *state,
  * source tree's bench/py. Returns 0, -ECHILD if the script failed, -EPROTO
  * if it printed no number, or the -errno of spawning it. */
 int mpb_python_round(const mpb_round_t *r, double *value);
+
+/* mpb_child_start starts a worker process that runs fn(arg): with
+ * mp_process_new(mp, fn, arg, len) and the fork start method when use_mproc
+ * (*mp is the started process), else with fork() (*pid is the child, which
+ * calls fn on its fork copy of arg and _exits with its return value; stdio
+ * is flushed first). On failure *mp is NULL and *pid 0. Returns 0 or a
+ * negative code (an mproc code or -errno). */
+int mpb_child_start(int use_mproc, mp_target_fn fn, const void *arg,
+                    size_t len, mp_process_t **mp, pid_t *pid);
 
 /* The process_* cases (bench_process.c); param points to an int holding
  * the mp_start_method_t. */

@@ -227,7 +227,7 @@ typedef struct {
     void *arg;     /* valid in the child: a fork copy of the parent's memory */
 } cstart_t;
 
-static int mproc_trampoline(void *arg)
+static int child_trampoline(void *arg)
 {
     const cstart_t *s = arg;
 
@@ -241,27 +241,8 @@ static int child_start(cchild_t *c, int use_mproc, cwork_fn fn, void *arg)
     cstart_t s = {fn, arg};
 
     memset(c, 0, sizeof *c);
-    if (use_mproc) {
-        mp_process_opts_t opts = {.start_method = MP_START_FORK};
-        int rc = mp_process_new(&c->mp, mproc_trampoline, &s, sizeof s, &opts);
-
-        if (rc < 0)
-            return rc;
-        if ((rc = mp_process_start(c->mp)) < 0) {
-            mp_process_free(c->mp);
-            c->mp = NULL;
-        }
-        return rc;
-    }
-    fflush(NULL);
-    c->pid = fork();
-    if (c->pid < 0) {
-        c->pid = 0;
-        return -errno;
-    }
-    if (c->pid == 0)
-        _exit(fn(arg));
-    return 0;
+    return mpb_child_start(use_mproc, child_trampoline, &s, sizeof s, &c->mp,
+                           &c->pid);
 }
 
 /* child_join joins c until the deadline; 0 if it exited with 0. */

@@ -349,7 +349,7 @@ static int work(qrun_t *q, int is_producer, int idx)
     return rc < 0 ? 3 : 0;
 }
 
-static int mproc_target(void *arg)
+static int work_target(void *arg)
 {
     const qwork_arg_t *a = arg;
 
@@ -363,27 +363,8 @@ static int child_start(qrun_t *q, qchild_t *c, int is_producer, int idx)
     qwork_arg_t a = {q, is_producer, idx};
 
     memset(c, 0, sizeof *c);
-    if (q->use_mproc) {
-        mp_process_opts_t opts = {.start_method = MP_START_FORK};
-        int rc = mp_process_new(&c->mp, mproc_target, &a, sizeof a, &opts);
-
-        if (rc < 0)
-            return rc;
-        if ((rc = mp_process_start(c->mp)) < 0) {
-            mp_process_free(c->mp);
-            c->mp = NULL;
-        }
-        return rc;
-    }
-    fflush(NULL);
-    c->pid = fork();
-    if (c->pid < 0) {
-        c->pid = 0;
-        return -errno;
-    }
-    if (c->pid == 0)
-        _exit(work(q, is_producer, idx));
-    return 0;
+    return mpb_child_start(q->use_mproc, work_target, &a, sizeof a, &c->mp,
+                           &c->pid);
 }
 
 /* wait_pid waits for a fork()ed child until the deadline (pidfd + poll, so

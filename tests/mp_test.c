@@ -1076,3 +1076,57 @@ int mp_test_warm_child(void)
     mp_process_free(p);
     return rc;
 }
+
+/* ---- payloads ---------------------------------------------------------------- */
+
+uint64_t mp_test_mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* pat_next is the 8 bytes of a payload at offset i (a multiple of 8), given
+ * the generator state s (advanced). */
+static uint64_t pat_next(uint64_t *s, size_t i)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x + i;
+}
+
+void mp_test_pat_fill(void *buf, size_t len, uint64_t key)
+{
+    unsigned char *p = buf;
+    uint64_t s = mp_test_mix64(key) | 1;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w = pat_next(&s, i);
+        memcpy(p + i, &w, 8);
+    }
+    if (i < len) {
+        uint64_t w = pat_next(&s, i);
+        memcpy(p + i, &w, len - i);
+    }
+}
+
+long mp_test_pat_bad(const void *buf, size_t len, uint64_t key)
+{
+    const unsigned char *p = buf;
+    uint64_t s = mp_test_mix64(key) | 1;
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t w = pat_next(&s, i);
+        size_t n = len - i < 8 ? len - i : 8;
+        if (memcmp(p + i, &w, n) != 0) {
+            const unsigned char *c = (const unsigned char *)&w;
+            for (size_t k = 0; k < n; k++)
+                if (p[i + k] != c[k])
+                    return (long)(i + k);
+        }
+    }
+    return -1;
+}

@@ -303,4 +303,19 @@ void mp_test_check_prompt(double at, double since, const char *what);
  * failing call's code. */
 int mp_test_warm_child(void);
 
+/* ---- payloads: bytes derived from a key ----------------------------------- */
+
+/* mp_test_mix64 is a 64-bit hash of x (splitmix64's finaliser): a seed for
+ * payload keys and for pseudo-random choices in cases. */
+uint64_t mp_test_mix64(uint64_t x);
+
+/* mp_test_pat_fill writes the len bytes of key's payload into buf: every
+ * byte depends on the key and on its offset. Safe in targets (no cmocka). */
+void mp_test_pat_fill(void *buf, size_t len, uint64_t key);
+
+/* mp_test_pat_bad returns the offset of the first byte of buf[0..len) that
+ * is not key's payload (as mp_test_pat_fill writes it), or -1 when all are.
+ * Safe in targets (no cmocka). */
+long mp_test_pat_bad(const void *buf, size_t len, uint64_t key);
+
 #endif

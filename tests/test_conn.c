@@ -58,60 +58,6 @@
 
 /* ---- payloads ------------------------------------------------------------ */
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static uint64_t pat_next(uint64_t *s, size_t i)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x + i;
-}
-
-/* pat_fill writes the len bytes of key's payload: every byte depends on the
- * key and on its offset. */
-static void pat_fill(void *buf, size_t len, uint64_t key)
-{
-    unsigned char *p = buf;
-    uint64_t s = mix64(key) | 1;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w = pat_next(&s, i);
-        memcpy(p + i, &w, 8);
-    }
-    if (i < len) {
-        uint64_t w = pat_next(&s, i);
-        memcpy(p + i, &w, len - i);
-    }
-}
-
-/* pat_bad returns the offset of the first byte of buf[0..len) that is not
- * key's payload, or -1 when all are. */
-static long pat_bad(const void *buf, size_t len, uint64_t key)
-{
-    const unsigned char *p = buf;
-    uint64_t s = mix64(key) | 1;
-    for (size_t i = 0; i < len; i += 8) {
-        uint64_t w = pat_next(&s, i);
-        size_t n = len - i < 8 ? len - i : 8;
-        if (memcmp(p + i, &w, n) != 0) {
-            const unsigned char *c = (const unsigned char *)&w;
-            for (size_t k = 0; k < n; k++)
-                if (p[i + k] != c[k])
-                    return (long)(i + k);
-        }
-    }
-    return -1;
-}
-
 /* zero_bad returns the offset of the first non-zero byte, or -1. */
 static long zero_bad(const void *buf, size_t len)
 {
@@ -200,7 +146,7 @@ static int send_pat(mp_conn_t *c, size_t len, uint64_t key)
     void *buf = malloc(len ? len : 1);
     if (!buf)
         return -ENOMEM;
-    pat_fill(buf, len, key);
+    mp_test_pat_fill(buf, len, key);
     int rc = mp_conn_send_bytes(c, len ? buf : NULL, len);
     free(buf);
     return rc;
@@ -221,7 +167,7 @@ static void expect_pat(mp_conn_t *c, size_t len, uint64_t key, const char *what)
         free(p);
         mp_test_fail("%s: %zu bytes arrived, %zu were sent\n", what, got, len);
     }
-    long off = pat_bad(p, len, key);
+    long off = mp_test_pat_bad(p, len, key);
     free(p);
     if (off >= 0)
         mp_test_fail("%s: the %zu bytes differ from what was sent at byte %ld\n", what,
@@ -460,7 +406,7 @@ static int t_send_big(void *arg)
     void *buf = malloc(a->size);
     if (!buf)
         return 13;
-    pat_fill(buf, a->size, a->key);
+    mp_test_pat_fill(buf, a->size, a->key);
     b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
@@ -493,7 +439,7 @@ static int t_recv1(void *arg)
     b->rc[a->id] = rc;
     b->cnt[a->id] = (int64_t)len;
     if (rc == 0) {
-        b->rc2[a->id] = len != a->size ? 1 : pat_bad(p, len, a->key) >= 0 ? 2 : 0;
+        b->rc2[a->id] = len != a->size ? 1 : mp_test_pat_bad(p, len, a->key) >= 0 ? 2 : 0;
         free(p);
     }
     mp_test_word_inc(&b->done);
@@ -520,7 +466,7 @@ static int t_poll1(void *arg)
  * msg_size(i) bytes of the payload of a->key + i. Code 11: a send failed. */
 static size_t msg_size(int i)
 {
-    uint64_t h = mix64((uint64_t)i * 77 + 5);
+    uint64_t h = mp_test_mix64((uint64_t)i * 77 + 5);
     return (h % 16 == 0) ? 70000 + (size_t)(h >> 40) % 50000 : (size_t)(h >> 40) % 3000;
 }
 
@@ -652,10 +598,10 @@ static int t_send_sparse(void *arg)
         return 13;
     if (a->size == HUGE_LEN) {
         for (size_t i = 0; i < NREGIONS; i++)
-            pat_fill(m + k_regions[i].off, k_regions[i].len, k_regions[i].key);
+            mp_test_pat_fill(m + k_regions[i].off, k_regions[i].len, k_regions[i].key);
     } else {
-        pat_fill(m, 4096, a->key);
-        pat_fill(m + a->size - 4096, 4096, a->key + 1);
+        mp_test_pat_fill(m, 4096, a->key);
+        mp_test_pat_fill(m + a->size - 4096, 4096, a->key + 1);
     }
     mp_test_word_inc(&b->ready);
     int rc = 0;
@@ -887,7 +833,7 @@ static void boundaries_kept(void **state)
             size_t got = 0;
             mp_assert_int(mp_conn_recv_bytes_into(r, buf, 8192, 0, &got, 0), 0);
             mp_assert_int(got, sizes[i]);
-            mp_assert_int(pat_bad(buf, got, 600 + i), -1);
+            mp_assert_int(mp_test_pat_bad(buf, got, 600 + i), -1);
         }
         free(buf);
         mp_assert_int(mp_conn_poll(r, 0), 0);
@@ -1018,7 +964,7 @@ static void recv_bytes_into(void **state)
     got = 0;
     mp_assert_int(mp_conn_recv_bytes_into(b, bb, big, 0, &got, MP_TEST_LONG), 0);
     mp_assert_int(got, big);
-    mp_assert_int(pat_bad(bb, big, 78), -1);
+    mp_assert_int(mp_test_pat_bad(bb, big, 78), -1);
     free(bb);
 
     /* offset > len: -EINVAL, nothing consumed. offset == len: fits only an
@@ -1053,12 +999,12 @@ static void recv_maxlength(void **state)
     len = 0;
     mp_assert_int(mp_conn_recv_bytes(b, &p, &len, 100, 0), 0);
     mp_assert_int(len, 100);
-    mp_assert_int(pat_bad(p, len, 41), -1);
+    mp_assert_int(mp_test_pat_bad(p, len, 41), -1);
     free(p);
     p = NULL;
     mp_assert_int(mp_conn_recv_bytes(b, &p, &len, 3, 0), 0);
     mp_assert_int(len, 3);
-    mp_assert_int(pat_bad(p, len, 42), -1);
+    mp_assert_int(mp_test_pat_bad(p, len, 42), -1);
     free(p);
     p = NULL;
 
@@ -1075,7 +1021,7 @@ static void recv_maxlength(void **state)
     mp_assert_int(got, 300);
     mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 0, &got, 0), 0);
     mp_assert_int(got, 300);
-    mp_assert_int(pat_bad(buf, 300, 44), -1);
+    mp_assert_int(mp_test_pat_bad(buf, 300, 44), -1);
     /* An empty message is never too long. */
     mp_assert_int(mp_conn_send_bytes(a, NULL, 0), 0);
     mp_assert_int(mp_conn_recv_bytes(b, &p, &len, 1, 0), 0);
@@ -1437,7 +1383,7 @@ static void recv_waits_for_rest(void **state)
         mp_test_wait_word(&b->ready, 1, "the receiver");
         unsigned char h[4], body[300];
         put_be32(h, 300);
-        pat_fill(body, 300, 61);
+        mp_test_pat_fill(body, 300, 61);
         mp_test_wait_asleep(b->tid[0], "the receiver, before any byte");
         write_all(wfd, h, 2);
         mp_test_wait_asleep(b->tid[0], "the receiver, after 2 bytes");
@@ -1510,7 +1456,7 @@ static void poll_partial_frame(void **state)
         int wfd = raw_reader(&r);
         unsigned char h[4], body[64];
         put_be32(h, sizeof body);
-        pat_fill(body, sizeof body, 66);
+        mp_test_pat_fill(body, sizeof body, 66);
         size_t first = kind == 0 ? 2 : 4 + 32;
         unsigned char frame[4 + sizeof body];
         memcpy(frame, h, 4);
@@ -1777,7 +1723,7 @@ static void from_fd_nonblocking(void **state)
     size_t len = 0;
     mp_assert_int(mp_conn_recv_bytes(r, &m, &len, 0, MP_FOREVER), 0);
     mp_assert_int(len, MiB + 5);
-    mp_assert_int(pat_bad(m, len, 81), -1);
+    mp_assert_int(mp_test_pat_bad(m, len, 81), -1);
     free(m);
     mp_assert_int(mp_party_join(&y), 0);
     mp_assert_int(b->rc[0], 0);
@@ -2036,7 +1982,7 @@ static void hostile_claim_no_limit(void **state)
         int wfd = raw_reader(&r);
         write_header(wfd, k[i].claim, k[i].escape);
         char junk[1000];
-        pat_fill(junk, sizeof junk, 3);
+        mp_test_pat_fill(junk, sizeof junk, 3);
         write_all(wfd, junk, sizeof junk);
         close(wfd);
         long pk0 = vm_peak_kib();
@@ -2067,7 +2013,7 @@ static void hostile_truncated(void **state)
         int wfd = raw_reader(&r);
         unsigned char h[12];
         char pay[50];
-        pat_fill(pay, sizeof pay, 6);
+        mp_test_pat_fill(pay, sizeof pay, 6);
         /* A whole frame first: it must still arrive. */
         write_header(wfd, 3, 0);
         write_all(wfd, "abc", 3);
@@ -2125,7 +2071,7 @@ static void hostile_stall(void **state)
             put_be32(frame, 100);
             hl = 4;
         }
-        pat_fill(frame + hl, 100, 7);
+        mp_test_pat_fill(frame + hl, 100, 7);
         size_t total = hl + 100;
         size_t first = kind == 0 ? 4 : kind == 1 || kind == 2 ? 14 : kind == 3 ? 2 : 7;
         write_all(wfd, frame, first);
@@ -2203,7 +2149,7 @@ static void wire_raw_frames(void **state)
     memcpy(buf + n + 12, "world", 5);
     n += 17;
     put_be32(buf + n, 256);
-    pat_fill(buf + n + 4, 256, 99);
+    mp_test_pat_fill(buf + n + 4, 256, 99);
     n += 260;
     write_all(wfd, buf, n);
     close(wfd);
@@ -2266,7 +2212,7 @@ static void wire_send_format(void **state)
         size_t big = 30000;
         unsigned char *pay = malloc(big);
         assert_non_null(pay);
-        pat_fill(pay, big, 17);
+        mp_test_pat_fill(pay, big, 17);
         snprintf(what, sizeof what, "%s: 30000 bytes", name);
         mp_assert_int(mp_conn_send_bytes(w, pay, big), 0);
         expect_raw(rfd, pay, big, what);
@@ -2723,7 +2669,7 @@ static void huge_message_4gib(void **state)
         mp_test_fail("received %zu bytes, %zu were sent\n", len, (size_t)HUGE_LEN);
     }
     for (size_t i = 0; i < NREGIONS; i++) {
-        long off = pat_bad(p + k_regions[i].off, k_regions[i].len, k_regions[i].key);
+        long off = mp_test_pat_bad(p + k_regions[i].off, k_regions[i].len, k_regions[i].key);
         if (off >= 0) {
             free(p);
             mp_test_fail("the payload at %zu differs at byte %ld of %zu\n",
@@ -2820,7 +2766,7 @@ static void wire_escape_2gib(void **state)
     mp_conn_close(w);
     int fd = mp_conn_fileno(r);
     unsigned char hdr[12], head[4096], tail[4096], want_tail[4096];
-    pat_fill(want_tail, 4096, 334);
+    mp_test_pat_fill(want_tail, 4096, 334);
     static const unsigned char esc[12] = {0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0,
                                           0x80, 0, 0, 0};
     read_frame_raw(fd, hdr, 12, 2 * GiB, head, tail);
@@ -2829,8 +2775,8 @@ static void wire_escape_2gib(void **state)
                      "%02x%02x%02x%02x, expected ffffffff 0000000080000000\n",
                      hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5], hdr[6], hdr[7],
                      hdr[8], hdr[9], hdr[10], hdr[11]);
-    mp_assert_int(pat_bad(head, 4096, 333), -1);
-    mp_assert_int(pat_bad(tail, 4096, 334), -1);
+    mp_assert_int(mp_test_pat_bad(head, 4096, 333), -1);
+    mp_assert_int(mp_test_pat_bad(tail, 4096, 334), -1);
     /* The second one is one byte shorter: its last 4 KiB are the buffer's
      * [2 GiB - 4097, 2 GiB - 1). */
     read_frame_raw(fd, hdr, 4, 2 * GiB - 1, head, tail);
@@ -2838,7 +2784,7 @@ static void wire_escape_2gib(void **state)
     if (memcmp(hdr, plain, 4) != 0)
         mp_test_fail("a (2^31 - 1)-byte message's header is %02x%02x%02x%02x, expected "
                      "7fffffff\n", hdr[0], hdr[1], hdr[2], hdr[3]);
-    mp_assert_int(pat_bad(head, 4096, 333), -1);
+    mp_assert_int(mp_test_pat_bad(head, 4096, 333), -1);
     mp_assert_int(zero_bad(tail, 1), -1);
     assert_memory_equal(tail + 1, want_tail, 4095);
     mp_assert_int(mp_test_read_full(fd, hdr, 1, MP_TEST_LONG), 0); /* end of file */
@@ -2921,8 +2867,8 @@ static void python_interop(void **state)
         int rc = mp_conn_recv_bytes(r2, &p, &len, 0, MP_TEST_LONG);
         if (rc != 0)
             mp_test_fail("%s: %d (%s)\n", what, rc, mp_strerror(rc));
-        if (len != n + 3 || memcmp(p, "py:", 3) != 0 || pat_bad((char *)p + 3, n,
-                                                                1200 + i) >= 0) {
+        if (len != n + 3 || memcmp(p, "py:", 3) != 0 ||
+            mp_test_pat_bad((char *)p + 3, n, 1200 + i) >= 0) {
             free(p);
             mp_test_fail("%s: got %zu bytes, not 'py:' + the message\n", what, len);
         }

@@ -12,10 +12,10 @@
  * generous bounds (MP_TEST_LONG), or the behaviour under test, measured with
  * margins (tight below, generous above).
  *
- * Every message carries a payload derived from a key (pat_fill) and is
- * checked byte by byte where it arrives; the messages of many producers also
- * carry a header (producer, seq), so that loss, duplication, reordering and
- * torn messages are seen.
+ * Every message carries a payload derived from a key (mp_test_pat_fill) and
+ * is checked byte by byte where it arrives; the messages of many producers
+ * also carry a header (producer, seq), so that loss, duplication, reordering
+ * and torn messages are seen.
  *
  * crash_random_kills SIGKILLs producers and consumers at random moments
  * (seeded PRNG; MP_TEST_SEED repeats the choices); its records live in a
@@ -50,63 +50,6 @@
 
 /* ---- payloads ------------------------------------------------------------ */
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-/* pat_word is the 8 bytes of key's payload at offset i (a multiple of 8),
- * given the generator state s (advanced). */
-static uint64_t pat_next(uint64_t *s, size_t i)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x + i;
-}
-
-/* pat_fill writes the len bytes of key's payload: every byte depends on the
- * key and on its offset. */
-static void pat_fill(void *buf, size_t len, uint64_t key)
-{
-    unsigned char *p = buf;
-    uint64_t s = mix64(key) | 1;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w = pat_next(&s, i);
-        memcpy(p + i, &w, 8);
-    }
-    if (i < len) {
-        uint64_t w = pat_next(&s, i);
-        memcpy(p + i, &w, len - i);
-    }
-}
-
-/* pat_bad returns the offset of the first byte of buf[0..len) that is not
- * key's payload, or -1 when all are. */
-static long pat_bad(const void *buf, size_t len, uint64_t key)
-{
-    const unsigned char *p = buf;
-    uint64_t s = mix64(key) | 1;
-    size_t i = 0;
-    for (; i < len; i += 8) {
-        uint64_t w = pat_next(&s, i);
-        size_t n = len - i < 8 ? len - i : 8;
-        if (memcmp(p + i, &w, n) != 0) {
-            const unsigned char *c = (const unsigned char *)&w;
-            for (size_t k = 0; k < n; k++)
-                if (p[i + k] != c[k])
-                    return (long)(i + k);
-        }
-    }
-    return -1;
-}
-
 /* A message with a header: magic, producer, seq, length, then the payload
  * of msg_key(producer, seq). */
 #define HDR 16
@@ -121,7 +64,7 @@ static void msg_fill(void *buf, size_t len, uint32_t prod, uint32_t seq)
 {
     uint32_t h[4] = {MAGIC, prod, seq, (uint32_t)len};
     memcpy(buf, h, HDR);
-    pat_fill((char *)buf + HDR, len - HDR, msg_key(prod, seq));
+    mp_test_pat_fill((char *)buf + HDR, len - HDR, msg_key(prod, seq));
 }
 
 /* msg_parse reads a message's header: 0 (and *prod, *seq), -1 if the header
@@ -138,7 +81,7 @@ static int msg_parse(const void *buf, size_t len, uint32_t *prod, uint32_t *seq,
     *seq = h[2];
     if (h[0] != MAGIC || h[3] != (uint32_t)len)
         return -1;
-    long bad = pat_bad((const char *)buf + HDR, len - HDR, msg_key(h[1], h[2]));
+    long bad = mp_test_pat_bad((const char *)buf + HDR, len - HDR, msg_key(h[1], h[2]));
     if (bad >= 0) {
         *off = bad + HDR;
         return -2;
@@ -211,7 +154,7 @@ static const size_t k_sizes[] = {0, 1, 64, 4095, 4096, 8192, 65536, 1 << 20};
  * many-producer cases: mostly small, one in 64 beyond 64 KiB. */
 static size_t fifo_size(uint32_t prod, uint32_t seq)
 {
-    uint64_t h = mix64(msg_key(prod, seq) ^ 0x5a5a);
+    uint64_t h = mp_test_mix64(msg_key(prod, seq) ^ 0x5a5a);
     if (h % 64 == 0)
         return 70000 + (size_t)((h >> 8) % 1000);
     return HDR + (size_t)((h >> 8) % 2000);
@@ -256,7 +199,7 @@ static int t_get1(void *arg)
     if (rc == 0) {
         if (len != a->size)
             b->rc2[a->id] = 1;
-        else if (!p || pat_bad(p, len, a->key) >= 0)
+        else if (!p || mp_test_pat_bad(p, len, a->key) >= 0)
             b->rc2[a->id] = 2;
         free(p);
     }
@@ -274,7 +217,7 @@ static int t_put1(void *arg)
     void *buf = malloc(a->size ? a->size : 1);
     if (!buf)
         return 9;
-    pat_fill(buf, a->size, a->key);
+    mp_test_pat_fill(buf, a->size, a->key);
     b->tid[a->id] = mp_test_tid();
     mp_test_word_inc(&b->ready);
     double t0 = mp_test_now();
@@ -386,7 +329,7 @@ static int t_echo_sizes(void *arg)
             free(p);
             return 11;
         }
-        long off = pat_bad(p, len, a->key + (uint64_t)i);
+        long off = mp_test_pat_bad(p, len, a->key + (uint64_t)i);
         free(p);
         if (off >= 0) {
             b->rc2[a->id] = (int32_t)off;
@@ -398,7 +341,7 @@ static int t_echo_sizes(void *arg)
         return 9;
     for (int i = 0; i < NSIZES; i++) {
         b->cnt[a->id] = i;
-        pat_fill(buf, k_sizes[i], a->key + 100 + (uint64_t)i);
+        mp_test_pat_fill(buf, k_sizes[i], a->key + 100 + (uint64_t)i);
         int rc = mp_queue_put(a->q, k_sizes[i] ? buf : NULL, k_sizes[i], CHILD_LONG);
         if (rc != 0) {
             b->rc[a->id] = rc;
@@ -522,10 +465,10 @@ static int t_put_then_block(void *arg)
     void *buf = malloc(a->size);
     if (!buf)
         return 9;
-    pat_fill(buf, a->size, a->key);
+    mp_test_pat_fill(buf, a->size, a->key);
     int rc = mp_queue_put(a->q, buf, a->size, CHILD_LONG);
     if (rc == 0) {
-        pat_fill(buf, 7, a->key + 1);
+        mp_test_pat_fill(buf, 7, a->key + 1);
         rc = mp_queue_put(a->q, buf, 7, CHILD_LONG);
     }
     free(buf);
@@ -548,7 +491,7 @@ static int t_put_n_exit(void *arg)
     if (!buf)
         return 9;
     for (int i = 0; i < a->n; i++) {
-        pat_fill(buf, a->size, a->key + (uint64_t)i);
+        mp_test_pat_fill(buf, a->size, a->key + (uint64_t)i);
         int rc = mp_queue_put(a->q, buf, a->size, CHILD_LONG);
         if (rc != 0) {
             b->rc[a->id] = rc;
@@ -602,7 +545,7 @@ static int put_pat(mp_queue_t *q, size_t n, uint64_t key, double timeout)
     if (n) {
         buf = malloc(n);
         assert_non_null(buf);
-        pat_fill(buf, n, key);
+        mp_test_pat_fill(buf, n, key);
     }
     int rc = mp_queue_put(q, buf, n, timeout);
     free(buf);
@@ -625,7 +568,7 @@ static void expect_msg(mp_queue_t *q, size_t n, uint64_t key, double timeout, co
         free(p);
         mp_test_fail("%s: got %zu bytes, expected %zu\n", what, len, n);
     }
-    long off = pat_bad(p, len, key);
+    long off = mp_test_pat_bad(p, len, key);
     free(p);
     if (off >= 0)
         mp_test_fail("%s: byte %ld of %zu is not the payload that was put\n", what, off, n);
@@ -645,7 +588,7 @@ static void expect_msg_into(mp_queue_t *q, size_t n, uint64_t key, double timeou
         mp_test_fail("%s: get into %zu bytes gave %d (%s)\n", what, n, rc, mp_strerror(rc));
     if (len != n)
         mp_test_fail("%s: got %zu bytes, expected %zu\n", what, len, n);
-    long off = pat_bad(buf, len, key);
+    long off = mp_test_pat_bad(buf, len, key);
     free(buf);
     if (off >= 0)
         mp_test_fail("%s: byte %ld of %zu is not the payload that was put\n", what, off, n);
@@ -787,7 +730,7 @@ static void big_message_64mib(void **state)
     len = 0;
     mp_assert_int(mp_queue_get(q, buf, n, &len, 0), 0);
     mp_assert_int(len, n);
-    long off = pat_bad(buf, n, 4001);
+    long off = mp_test_pat_bad(buf, n, 4001);
     free(buf);
     if (off >= 0)
         mp_test_fail("the 64 MiB from the child differ at byte %ld\n", off);
@@ -813,7 +756,7 @@ static void big_message_1gib(void **state)
     size_t len = 0;
     mp_assert_int(mp_queue_get_alloc(q, &buf, &len, 0), 0);
     mp_assert_int(len, n);
-    long off = pat_bad(buf, n, 4100);
+    long off = mp_test_pat_bad(buf, n, 4100);
     free(buf);
     if (off >= 0)
         mp_test_fail("the 1 GiB from the child differ at byte %ld\n", off);
@@ -1697,7 +1640,7 @@ static void put_enomem(void **state)
     size_t n = s0.mapped + 64 * MiB;
     unsigned char *buf = malloc(n);
     assert_non_null(buf);
-    pat_fill(buf, n, 2);
+    mp_test_pat_fill(buf, n, 2);
     mp__fault_arm(MP__SYS_FTRUNCATE, 1, ENOSPC);
     int rc = mp_queue_put(q, buf, n, 0);
     mp__fault_clear();
@@ -1908,7 +1851,7 @@ static void simplequeue_basic(void **state)
     mp_assert_int(mp_simplequeue_empty(s), 1);
     unsigned char *big = malloc(MiB);
     assert_non_null(big);
-    pat_fill(big, MiB, 1);
+    mp_test_pat_fill(big, MiB, 1);
     mp_assert_int(mp_simplequeue_put(s, big, MiB), 0);
     mp_assert_int(mp_simplequeue_empty(s), 0);
     mp_assert_int(mp_simplequeue_put(s, NULL, 0), 0);
@@ -1921,7 +1864,7 @@ static void simplequeue_basic(void **state)
     len = 0;
     mp_assert_int(mp_simplequeue_get(s, big, MiB, &len), 0);
     mp_assert_int(len, MiB);
-    if (pat_bad(big, MiB, 1) >= 0)
+    if (mp_test_pat_bad(big, MiB, 1) >= 0)
         mp_test_fail("the 1 MiB message of the SimpleQueue differs\n");
     free(big);
     void *p = NULL;
@@ -1965,7 +1908,7 @@ static void simplequeue_party(int proc)
     mp_test_wait_asleep(b->tid[0], "the getter in SimpleQueue get");
     mp_assert_int(mp_test_word_get(&b->done), 0);
     unsigned char buf[5000];
-    pat_fill(buf, sizeof buf, 77);
+    mp_test_pat_fill(buf, sizeof buf, 77);
     double t_rel = mp_test_now();
     mp_assert_int(mp_simplequeue_put(s, buf, sizeof buf), 0);
     mp_assert_int(mp_party_join(&y), 0);
@@ -2040,7 +1983,7 @@ static uint64_t g_cr_seed;
  * others HDR..16 KiB. */
 static size_t cr_size(uint32_t id, uint32_t seq)
 {
-    uint64_t h = mix64(msg_key(id, seq) ^ 0xc0ffee);
+    uint64_t h = mp_test_mix64(msg_key(id, seq) ^ 0xc0ffee);
     switch (h % 16) {
     case 0: return (size_t)((h >> 8) % HDR);
     case 1: return CR_BIG + (size_t)((h >> 8) % 4096);
@@ -2073,14 +2016,14 @@ static const unsigned char *cr_pool(void)
     if (!pool) {
         pool = malloc(CR_POOL);
         if (pool)
-            pat_fill(pool, CR_POOL, 0xfeedfaceULL);
+            mp_test_pat_fill(pool, CR_POOL, 0xfeedfaceULL);
     }
     return pool;
 }
 
 static size_t cr_off(uint32_t id, uint32_t seq, size_t body)
 {
-    return (size_t)(mix64(msg_key(id, seq) ^ 0xabcdef) % (CR_POOL - body + 1));
+    return (size_t)(mp_test_mix64(msg_key(id, seq) ^ 0xabcdef) % (CR_POOL - body + 1));
 }
 
 /* cr_fill writes message (id, seq) of len >= HDR bytes: header, then the
@@ -2243,7 +2186,7 @@ static int cr_consumer(void *arg)
 static uint64_t cr_rand(uint64_t *s)
 {
     *s += 0x9e3779b97f4a7c15ULL;
-    return mix64(*s);
+    return mp_test_mix64(*s);
 }
 
 static mp_process_t *cr_start(cr_arg_t *a, int fd)
