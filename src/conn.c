@@ -46,6 +46,7 @@
 #include "arena.h"
 #include "internal.h"
 
+_Static_assert(sizeof(void *) == 8, "connections need a 64-bit address space");
 #define TABLE_BASE ((uintptr_t)0x1f0000000000ULL)
 #define SLOT_MAX (1u << 19)
 #define SMALL_MAX (16u * 1024)     /* header and body copied into one write */
@@ -124,18 +125,19 @@ static int slot_alloc(int fd, int readable, int writable, struct mp_conn **out)
             rc = -EMFILE;
         }
     }
+    if (rc == 0) {
+        /* Filled under the lock: mp__conn_export never sees half a slot. */
+        struct mp_conn *c = &T_slots[i];
+        memset(c, 0, sizeof *c);
+        c->fd = fd;
+        c->readable = !!readable;
+        c->writable = !!writable;
+        c->sock = S_ISSOCK(st.st_mode);
+        c->state = S_OPEN;
+        *out = c;
+    }
     pthread_mutex_unlock(&T_mu);
-    if (rc < 0)
-        return rc;
-    struct mp_conn *c = &T_slots[i];
-    memset(c, 0, sizeof *c);
-    c->fd = fd;
-    c->readable = !!readable;
-    c->writable = !!writable;
-    c->sock = S_ISSOCK(st.st_mode);
-    c->state = S_OPEN;
-    *out = c;
-    return 0;
+    return rc;
 }
 
 /* Returns the slot index of handle c, or 0 if c is not a handle. */
@@ -202,17 +204,29 @@ int mp_conn_fileno(const mp_conn_t *c)
     return rc < 0 ? rc : c->fd;
 }
 
-int mp_conn_readable(const mp_conn_t *c) { return slot_index(c) && c->readable; }
-int mp_conn_writable(const mp_conn_t *c) { return slot_index(c) && c->writable; }
+int mp_conn_readable(const mp_conn_t *c)
+{
+    return slot_index(c) && c->state != S_FREE && c->readable;
+}
+
+int mp_conn_writable(const mp_conn_t *c)
+{
+    return slot_index(c) && c->state != S_FREE && c->writable;
+}
 int mp_conn_closed(const mp_conn_t *c) { return check(c) != 0; }
 
 void mp_conn_close(mp_conn_t *c)
 {
     if (check(c) != 0)
         return;
+    /* Under the lock, so that a spawn in another thread hands the child
+     * either the open connection or none, never a reused number. */
+    pthread_mutex_lock(&T_mu);
+    int fd = c->fd;
     c->state = S_CLOSED;
-    close(c->fd);
     c->fd = -1;
+    close(fd);
+    pthread_mutex_unlock(&T_mu);
     free(c->part);
     c->part = NULL;
     c->has_hdr = 0;
@@ -348,7 +362,10 @@ static ssize_t read_some(mp_conn_t *c, void *p, size_t n, mp__deadline_t d)
             if (rc < 0)
                 return rc;
         }
-        ssize_t r = c->sock ? recv(c->fd, p, n, 0) : read(c->fd, p, n);
+        /* With a deadline, a socket is read without blocking: another
+         * reader of the same socket may have taken the bytes poll saw. */
+        ssize_t r = c->sock ? recv(c->fd, p, n, d == MP__NEVER ? 0 : MSG_DONTWAIT)
+                            : read(c->fd, p, n);
         if (r >= 0)
             return r;
         int e = errno;
@@ -456,32 +473,35 @@ static int fill_part(mp_conn_t *c, mp__deadline_t d)
 }
 
 /* Reads the pending body (size bytes) into dst, after the part an earlier
- * call kept; a timeout moves what came into c->part. */
+ * call kept; a timeout moves what came into c->part (grown first, so that
+ * a failed allocation loses nothing either). */
 static int read_body_into(mp_conn_t *c, char *dst, mp__deadline_t d)
 {
     size_t size = (size_t)c->size, got = 0;
     if (c->part) {
         memcpy(dst, c->part, c->part_got);
         got = c->part_got;
-        free(c->part);
-        c->part = NULL;
-        c->part_got = 0;
     }
     while (got < size) {
         ssize_t r = read_some(c, dst + got, size - got, d);
         if (r == 0 || r == MP_EEOF)
             return cut(c);
         if (r < 0) {
-            if (got && (c->part = mp__malloc(got)) != NULL) {
-                memcpy(c->part, dst, got);
+            if (got > c->part_got) {
+                char *np = realloc(c->part, got);
+                if (!np)
+                    return cut(c); /* the bytes are out of the stream and nowhere */
+                memcpy(np + c->part_got, dst + c->part_got, got - c->part_got);
+                c->part = np;
                 c->part_got = c->part_cap = got;
-            } else if (got) {
-                return cut(c);
             }
             return (int)r;
         }
         got += (size_t)r;
     }
+    free(c->part);
+    c->part = NULL;
+    c->part_got = 0;
     c->has_hdr = 0;
     return 0;
 }
@@ -661,12 +681,14 @@ int mp_wait(mp_waitable_t *objs, size_t n, double timeout)
 
 int mp__conn_export(mp__boot_t *b)
 {
+    b->nconns = 0;
+    pthread_mutex_lock(&T_mu);
     uint32_t hwm = T_hwm;
     b->conn_hwm = hwm;
-    b->nconns = 0;
-    if (!T_slots)
+    if (!T_slots) {
+        pthread_mutex_unlock(&T_mu);
         return 0;
-    pthread_mutex_lock(&T_mu);
+    }
     int rc = 0;
     for (uint32_t i = 1; i < hwm && rc == 0; i++) {
         struct mp_conn *c = &T_slots[i];
@@ -690,6 +712,16 @@ int mp__conn_export(mp__boot_t *b)
     }
     pthread_mutex_unlock(&T_mu);
     return rc;
+}
+
+int mp__conn_holds_fd(int fd)
+{
+    int held = 0;
+    pthread_mutex_lock(&T_mu);
+    for (uint32_t i = 1; T_slots && i < T_hwm && !held; i++)
+        held = T_slots[i].state == S_OPEN && T_slots[i].fd == fd;
+    pthread_mutex_unlock(&T_mu);
+    return held;
 }
 
 int mp__conn_import(const mp__boot_t *b)

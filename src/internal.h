@@ -120,6 +120,8 @@ MP_HIDDEN int mp__stdin_devnull(void);
 /* mp__conn_export adds this process's open connections to b (records and
  * descriptors); -E2BIG when they do not fit. */
 MP_HIDDEN int mp__conn_export(mp__boot_t *b);
+/* mp__conn_holds_fd: 1 if an open connection of this process uses fd. */
+MP_HIDDEN int mp__conn_holds_fd(int fd);
 /* mp__conn_import rebuilds them in a bootstrapped child at the same slots. */
 MP_HIDDEN int mp__conn_import(const mp__boot_t *b);
 

@@ -162,6 +162,8 @@ int mp__stdin_devnull(void)
 {
     /* As Python's children: stdin is /dev/null, so children never compete
      * with the parent for terminal input. */
+    if (mp__conn_holds_fd(0))
+        return 0; /* a connection on descriptor 0 stays what it is */
     int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;

@@ -32,6 +32,14 @@
  * Threads: a handle may be used by one thread at a time (as in Python); two
  * threads may send on one and receive on the other end.
  *
+ * Sharing a read end: several processes may receive from one connection if
+ * they take turns under a lock (as Python's Queue does). A process that got
+ * -EMSGSIZE, MP_ETOOSHORT or -ETIMEDOUT in the middle of a message holds
+ * that message's header in its own handle: it must finish the message
+ * before another process reads. A receive with a timeout on a shared pipe
+ * may wait past it if another reader takes the bytes it saw arrive
+ * (sockets are read without blocking then, pipes cannot be).
+ *
  * Timeouts: seconds as a double; MP_FOREVER waits without limit, 0 does not
  * wait; NaN is -EINVAL. A receive that times out returns -ETIMEDOUT and
  * loses nothing, even in the middle of a message (a peer that stalls
@@ -63,7 +71,8 @@ MP_API int mp_pipe(mp_conn_t **c1, mp_conn_t **c2, int duplex);
  * socket) into a connection that takes it over: mp_conn_close closes it.
  * readable/writable say which directions the descriptor serves.
  * Returns: 0 and *out; -EBADF (fd not open); -EINVAL (neither direction);
- * -ENOMEM. Python: Connection(handle, readable, writable). */
+ * -EMFILE (half a million handles in use); -ENOMEM.
+ * Python: Connection(handle, readable, writable). */
 MP_API int mp_conn_from_fd(mp_conn_t **out, int fd, int readable, int writable);
 
 /* mp_conn_send_bytes sends buf[0..len) as one message (len 0 is a message;
@@ -148,7 +157,8 @@ MP_API int mp_conn_send(mp_conn_t *c, const struct mp_val *v);
 /* mp_conn_recv receives one message and decodes it into *out (release with
  * mp_val_free). maxlength bounds the message as in mp_conn_recv_bytes.
  * Returns: as mp_conn_recv_bytes; -EBADMSG (the message is not one valid
- * msgpack value: it is consumed, the connection stays usable).
+ * msgpack value: it is consumed, the connection stays usable); -ENOMEM
+ * (from decoding: the message is consumed).
  * Python: Connection.recv(). */
 MP_API int mp_conn_recv(mp_conn_t *c, struct mp_val **out, size_t maxlength,
                         double timeout);
@@ -271,7 +281,8 @@ MP_API int mp_client(mp_conn_t **out, const char *address,
  * Python 3.12+, and the raw HMAC-MD5 answer of Python <= 3.11 accepted;
  * compared in constant time. Replies "#WELCOME#" or "#FAILURE#".
  * Returns: 0; MP_EAUTH (wrong answer, garbage, a message over 256 bytes);
- *   -ETIMEDOUT; MP_EEOF; -EPIPE/-ECONNRESET; MP_ECLOSED; -ENOMEM; -EINVAL.
+ *   -ETIMEDOUT; MP_EEOF; -EPIPE/-ECONNRESET; -EBADF (a one-way end);
+ *   MP_ECLOSED; -ENOMEM; the -errno of getrandom; -EINVAL.
  * Python: multiprocessing.connection.deliver_challenge(c, authkey). */
 MP_API int mp_conn_deliver_challenge(mp_conn_t *c, const void *key, size_t keylen,
                                      double timeout);
@@ -279,8 +290,8 @@ MP_API int mp_conn_deliver_challenge(mp_conn_t *c, const void *key, size_t keyle
 /* mp_conn_answer_challenge answers a challenge received over c (with the
  * digest the challenger names, MD5 for a challenge without prefix).
  * Returns: 0; MP_EAUTH (the challenger rejected the answer, or sent
- *   garbage); -ETIMEDOUT; MP_EEOF; -EPIPE/-ECONNRESET; MP_ECLOSED; -ENOMEM;
- *   -EINVAL.
+ *   garbage); -ETIMEDOUT; MP_EEOF; -EPIPE/-ECONNRESET; -EBADF (a one-way
+ *   end); MP_ECLOSED; -ENOMEM; -EINVAL.
  * Python: multiprocessing.connection.answer_challenge(c, authkey). */
 MP_API int mp_conn_answer_challenge(mp_conn_t *c, const void *key, size_t keylen,
                                     double timeout);
