@@ -219,9 +219,11 @@ static int connect_server(unsigned char *secret)
     return fd;
 }
 
-static int send_fds(int fd, const void *buf, size_t len, const int *fds, int n)
+/* Sends buf with n descriptors: the first MP__SCM_BATCH ride with buf, the
+ * rest follow in one-byte messages of a batch each. */
+static int send_batch(int fd, const void *buf, size_t len, const int *fds, int n)
 {
-    char cbuf[CMSG_SPACE(sizeof(int) * MP__MAX_FDS)];
+    char cbuf[CMSG_SPACE(sizeof(int) * MP__SCM_BATCH)];
     struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     if (n > 0) {
@@ -245,11 +247,22 @@ static int send_fds(int fd, const void *buf, size_t len, const int *fds, int n)
     return 0;
 }
 
+static int send_fds(int fd, const void *buf, size_t len, const int *fds, int n)
+{
+    int k = n < MP__SCM_BATCH ? n : MP__SCM_BATCH;
+    int rc = send_batch(fd, buf, len, fds, k);
+    for (int i = k; rc == 0 && i < n; i += k) {
+        k = n - i < MP__SCM_BATCH ? n - i : MP__SCM_BATCH;
+        rc = send_batch(fd, "f", 1, fds + i, k);
+    }
+    return rc;
+}
+
 /* Receives exactly len bytes; the first segment may carry up to max fds,
  * stored in fds (*n set). Extra fds are closed. */
 static int recv_fds(int fd, void *buf, size_t len, int *fds, int max, int *n)
 {
-    char cbuf[CMSG_SPACE(sizeof(int) * MP__MAX_FDS)];
+    char cbuf[CMSG_SPACE(sizeof(int) * MP__SCM_BATCH)];
     struct iovec iov = {.iov_base = buf, .iov_len = len};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                         .msg_controllen = sizeof cbuf};
@@ -385,6 +398,13 @@ static void serve_one(int c, int afd, const unsigned char *secret)
     setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (recv_fds(c, &req, sizeof req, got, MP__MAX_FDS, &ngot) < 0)
         goto out;
+    while ((uint32_t)ngot < req.nfds && req.nfds <= MP__MAX_FDS) {
+        char one;
+        int k = 0;
+        if (recv_fds(c, &one, 1, got + ngot, MP__MAX_FDS - ngot, &k) < 0 || k == 0)
+            goto out;
+        ngot += k;
+    }
     /* Only members of the family know the secret. */
     unsigned char diff = 0;
     for (int i = 0; i < SECRET_LEN; i++)

@@ -17,10 +17,12 @@
 
 #define MP__IDENT_MAX 128
 #define MP__MODULE_MAX 4096
-/* Descriptors a bootstrapped child receives: within one SCM_RIGHTS message
- * (the kernel's SCM_MAX_FD is 253) with the forkserver's four base ones. */
-#define MP__MAX_FDS 240
-#define MP__MAX_CONNS 200
+/* Descriptors a bootstrapped child receives: its connections, the passed
+ * descriptors and the forkserver's four base ones. The forkserver sends them
+ * in batches of MP__SCM_BATCH (the kernel takes at most 253 per message). */
+#define MP__MAX_CONNS 4096
+#define MP__MAX_FDS (MP__MAX_CONNS + MP_PASS_FDS_MAX + 8)
+#define MP__SCM_BATCH 250
 
 enum { KIND_CHILD, KIND_SELF, KIND_PARENT };
 enum { ST_NEW, ST_STARTED, ST_DONE, ST_CLOSED };

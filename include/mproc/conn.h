@@ -18,7 +18,7 @@
  * receives every connection open in its parent at start (as a forked child
  * inherits every descriptor), so the end-of-file rules are the same under
  * every start method: close in the child the ends it does not use. A boot
- * record carries at most 200 open connections: with more open, starting a
+ * record carries at most 4096 open connections: with more open, starting a
  * spawn or forkserver child returns -E2BIG (fork has no limit).
  *
  * End of file: a receive returns MP_EEOF once every copy of the peer end, in
