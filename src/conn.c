@@ -51,12 +51,13 @@ _Static_assert(sizeof(void *) == 8, "connections need a 64-bit address space");
 #define SLOT_MAX (1u << 19)
 #define SMALL_MAX (16u * 1024)     /* header and body copied into one write */
 #define GROW_MIN ((size_t)1 << 20) /* first allocation of a large message */
+#define PIPE_GROW (1 << 20)        /* the pipe buffer a large message asks for */
 
 enum { S_FREE = 0, S_OPEN = 1, S_CLOSED = 2 };
 
 struct mp_conn {
     uint8_t state, readable, writable, sock;
-    uint8_t has_hdr, broken, hdr_got, pad_;
+    uint8_t has_hdr, broken, hdr_got, grown;
     int32_t fd;
     uint32_t next_free;
     uint64_t size;       /* the pending message's size when has_hdr */
@@ -311,6 +312,21 @@ static size_t frame_header(unsigned char hdr[12], uint64_t len)
     return 12;
 }
 
+/* A pipe that carries a large message gets a larger buffer (once, best
+ * effort): a 64 KiB pipe makes writer and reader take turns sixteen times
+ * per megabyte, each turn a wake-up, which costs most when they run on
+ * different CPUs. Pipes that carry only small messages keep the default,
+ * so the user's pipe memory (pipe-user-pages-soft) is spent only where it
+ * pays. */
+static void grow_pipe(mp_conn_t *c, size_t len)
+{
+    c->grown = 1;
+    int want = len < PIPE_GROW ? (int)len : PIPE_GROW;
+    int now = fcntl(c->fd, F_GETPIPE_SZ);
+    if (now > 0 && now < want)
+        fcntl(c->fd, F_SETPIPE_SZ, want);
+}
+
 int mp_conn_send_bytes(mp_conn_t *c, const void *buf, size_t len)
 {
     int rc = check(c);
@@ -330,6 +346,8 @@ int mp_conn_send_bytes(mp_conn_t *c, const void *buf, size_t len)
         struct iovec iov = {small, 4 + len};
         return write_all(c, &iov, 1);
     }
+    if (!c->sock && !c->grown)
+        grow_pipe(c, len);
     size_t h = frame_header(small, len);
     struct iovec iov[2] = {{small, h}, {(void *)buf, len}};
     return write_all(c, iov, 2);
