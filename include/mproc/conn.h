@@ -36,9 +36,9 @@
  * they take turns under a lock (as Python's Queue does). A process that got
  * -EMSGSIZE, MP_ETOOSHORT or -ETIMEDOUT in the middle of a message holds
  * that message's header in its own handle: it must finish the message
- * before another process reads. A receive with a timeout on a shared pipe
- * may wait past it if another reader takes the bytes it saw arrive
- * (sockets are read without blocking then, pipes cannot be).
+ * before another process reads. A receive with a timeout never waits past
+ * it, even when another reader takes the bytes it saw arrive (it reads
+ * without blocking: MSG_DONTWAIT, RWF_NOWAIT).
  *
  * Timeouts: seconds as a double; MP_FOREVER waits without limit, 0 does not
  * wait; NaN is -EINVAL. A receive that times out returns -ETIMEDOUT and
