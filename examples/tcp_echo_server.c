@@ -174,7 +174,9 @@ static int serve(mp_listener_t *l, mp_process_t **talker)
     mp_conn_free(conn); /* the child holds it now */
     if (rc != 0)
         return story_fail("talk: %s", mp_strerror(rc));
-    printf("服务端: 客户端连上了, 交给子进程 %d\n", (int)mp_process_pid(*talker));
+    /* client_addr: the client's address, as Listener.last_accepted */
+    printf("服务端: 客户端 %s 连上了, 交给子进程 %d\n", mp_listener_last_accepted(l),
+           (int)mp_process_pid(*talker));
     return 0;
 }
 

@@ -57,6 +57,7 @@ struct mp_listener {
     size_t keylen;
     char path[SUN_PATH_CAP];
     char address[MP_ADDRESS_MAX];
+    char last[MP_ADDRESS_MAX]; /* the last accepted client's address */
 };
 
 /* A parsed address: a unix one inline, a TCP one as getaddrinfo results. */
@@ -192,14 +193,14 @@ static int parse_address(const char *s, int passive, addr_t *a)
     return -EINVAL;
 }
 
-/* format_inet writes the bound TCP address of fd as "a.b.c.d:port" or
- * "[v6]:port". */
-static int format_inet(int fd, char *out, size_t cap)
+/* format_inet writes the bound TCP address of fd (its peer's with peer
+ * set) as "a.b.c.d:port" or "[v6]:port". */
+static int format_inet(int fd, int peer, char *out, size_t cap)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     char host[NI_MAXHOST], serv[NI_MAXSERV];
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+    if ((peer ? getpeername : getsockname)(fd, (struct sockaddr *)&ss, &len) < 0)
         return -errno;
     int rc = getnameinfo((struct sockaddr *)&ss, len, host, sizeof host, serv, sizeof serv,
                          NI_NUMERICHOST | NI_NUMERICSERV);
@@ -304,7 +305,7 @@ static int bind_inet(mp_listener_t *l, const addr_t *a, int backlog)
         return -errno;
     if (listen(fd, backlog) < 0)
         return -errno;
-    return format_inet(fd, l->address, sizeof l->address);
+    return format_inet(fd, 0, l->address, sizeof l->address);
 }
 
 int mp_listener_new(mp_listener_t **out, const char *address, const mp_listener_opts_t *opts)
@@ -415,8 +416,12 @@ int mp_listener_accept(mp_listener_t *l, mp_conn_t **out, double timeout)
     int fd = accept_until(l->fd, d);
     if (fd < 0)
         return fd;
-    if (l->family != AF_UNIX)
+    l->last[0] = 0;
+    if (l->family != AF_UNIX) {
         set_nodelay(fd);
+        if (format_inet(fd, 1, l->last, sizeof l->last) != 0)
+            l->last[0] = 0;
+    }
     rc = wrap(fd, &c);
     if (rc != 0)
         return rc;
@@ -437,6 +442,11 @@ int mp_listener_accept(mp_listener_t *l, mp_conn_t **out, double timeout)
 const char *mp_listener_address(const mp_listener_t *l)
 {
     return l ? l->address : NULL;
+}
+
+const char *mp_listener_last_accepted(const mp_listener_t *l)
+{
+    return l ? l->last : NULL;
 }
 
 int mp_listener_fileno(const mp_listener_t *l)

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -347,8 +348,18 @@ static void tcp_checks(const char *ask, const char *prefix)
         mp_test_fail("address of %s is \"%s\", expected %sPORT\n", ask, a, prefix);
 
     mp_conn_t *c = NULL, *s = NULL;
+    mp_assert_str(mp_listener_last_accepted(l), "");
     mp_assert_int(mp_client(&c, a, NULL, MP_TEST_LONG), 0);
     mp_assert_int(mp_listener_accept(l, &s, MP_TEST_LONG), 0);
+    /* last_accepted is the client's own address: its host and its port. */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[NI_MAXHOST], serv[NI_MAXSERV], want[MP_ADDRESS_MAX];
+    mp_assert_int(getsockname(mp_conn_fileno(c), (struct sockaddr *)&ss, &sl), 0);
+    mp_assert_int(getnameinfo((struct sockaddr *)&ss, sl, host, sizeof host, serv,
+                              sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV), 0);
+    snprintf(want, sizeof want, ss.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+    mp_assert_str(mp_listener_last_accepted(l), want);
     mp_assert_int(get_nodelay(c), 1);
     mp_assert_int(get_nodelay(s), 1);
     mp_conn_free(c);

@@ -246,6 +246,12 @@ MP_API int mp_listener_accept(mp_listener_t *l, mp_conn_t **out, double timeout)
  * port when 0 was asked), or NULL. Python: Listener.address. */
 MP_API const char *mp_listener_address(const mp_listener_t *l);
 
+/* mp_listener_last_accepted returns the address of the client accepted
+ * last, "host:port" for TCP, "" for a unix socket (whose clients have no
+ * name) or before the first accept; NULL for NULL.
+ * Python: Listener.last_accepted. */
+MP_API const char *mp_listener_last_accepted(const mp_listener_t *l);
+
 /* mp_listener_fileno returns the listening socket, or MP_ECLOSED/-EINVAL. */
 MP_API int mp_listener_fileno(const mp_listener_t *l);
 
