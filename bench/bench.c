@@ -1,15 +1,21 @@
 /* bench.c: helpers for the round functions of the benchmark cases: the
- * clock, the rate loop, starting a worker process (mproc or fork()), and
- * running a Python peer script for one round.
+ * clock, the rate loop, starting, joining and killing a worker process
+ * (mproc or fork()), the raw peers' length-prefixed framing, and running a
+ * Python peer script for one round.
  * MT-safe: no (the benchmark is single-threaded). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,6 +84,161 @@ int mpb_child_start(int use_mproc, mp_target_fn fn, const void *arg,
     if (*pid == 0)
         _exit(fn((void *)arg));
     return 0;
+}
+
+void mpb_sleep(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+int mpb_wait_pid(pid_t pid, double deadline, int *status)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0), rc = 0;
+    pid_t w;
+
+    for (;;) {
+        double left = deadline - mpb_now();
+
+        w = waitpid(pid, status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            rc = -errno;
+            break;
+        }
+        if (left <= 0) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (fd >= 0) {
+            struct pollfd pfd = {fd, POLLIN, 0};
+
+            poll(&pfd, 1, left > 1 ? 1000 : (int)(left * 1000) + 1);
+        } else {
+            mpb_sleep(1e-3);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int mpb_child_join(mpb_child_t *c, double deadline)
+{
+    int rc, code = -1, status;
+    double left = deadline - mpb_now();
+
+    if (c->joined || (!c->mp && !c->pid))
+        return 0;
+    if (c->mp) {
+        if ((rc = mp_process_join(c->mp, left > 0 ? left : 0)) < 0)
+            return rc;
+        c->joined = 1;
+        if ((rc = mp_process_exitcode(c->mp, &code)) < 0)
+            return rc;
+        return code == 0 ? 0 : -ECHILD;
+    }
+    if ((rc = mpb_wait_pid(c->pid, deadline, &status)) < 0)
+        return rc;
+    c->joined = 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
+}
+
+void mpb_child_kill(mpb_child_t *c)
+{
+    int status;
+
+    if (c->mp) {
+        if (!c->joined) {
+            mp_process_kill(c->mp);
+            mp_process_join(c->mp, MP_FOREVER);
+        }
+        mp_process_free(c->mp);
+        c->mp = NULL;
+    } else if (c->pid) {
+        if (!c->joined) {
+            kill(c->pid, SIGKILL);
+            while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        }
+        c->pid = 0;
+    }
+}
+
+int mpb_wait_ready(_Atomic int *ready, _Atomic int *failed, int n)
+{
+    double deadline = mpb_now() + 30;
+
+    while (atomic_load(ready) < n) {
+        if (atomic_load(failed))
+            return atomic_load(failed);
+        if (mpb_now() > deadline)
+            return -ETIMEDOUT;
+        mpb_sleep(20e-6);
+    }
+    return 0;
+}
+
+int mpb_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    ssize_t k;
+
+    while (len > 0) {
+        k = write(fd, p, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+int mpb_read_exact(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    size_t done = 0;
+    ssize_t k;
+
+    while (done < len) {
+        k = read(fd, p + done, len - done);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -errno;
+        if (k == 0)
+            return done == 0 ? MPB_END : -EPROTO;
+        done += (size_t)k;
+    }
+    return 0;
+}
+
+int mpb_raw_send(int fd, void *msg, size_t len)
+{
+    uint32_t n = (uint32_t)len;
+    char *p = (char *)msg - sizeof n;
+
+    memcpy(p, &n, sizeof n);
+    return mpb_write_all(fd, p, len + sizeof n);
+}
+
+int mpb_raw_recv(int fd, void *buf, size_t cap, size_t *len)
+{
+    uint32_t n;
+    int rc = mpb_read_exact(fd, &n, sizeof n);
+
+    if (rc != 0)
+        return rc;
+    if (n > cap)
+        return -EMSGSIZE;
+    *len = n;
+    rc = mpb_read_exact(fd, buf, n);
+    return rc == MPB_END ? (n ? -EPROTO : 0) : rc;
 }
 
 /* read_all reads fd to EOF into buf (NUL-terminated, truncated to cap - 1). */

@@ -99,6 +99,67 @@ int mpb_python_round(const mpb_round_t *r, double *value);
 int mpb_child_start(int use_mproc, mp_target_fn fn, const void *arg,
                     size_t len, mp_process_t **mp, pid_t *pid);
 
+/* mpb_child_t is a worker process started with mpb_child_start: mp (mproc)
+ * or pid (fork()) is set, the other is NULL / 0; joined says it was reaped.
+ * Zero-initialised it holds no process. */
+typedef struct {
+    mp_process_t *mp;
+    pid_t pid;
+    int joined;
+} mpb_child_t;
+
+/* mpb_child_join waits for c until deadline (an mpb_now time): with
+ * mp_process_join, or for a fork()ed child with mpb_wait_pid. Returns 0 if
+ * it exited with 0 (or c holds no process or was joined already), -ECHILD
+ * if it exited otherwise, -ETIMEDOUT, or another negative code. */
+int mpb_child_join(mpb_child_t *c, double deadline);
+
+/* mpb_child_kill kills c with SIGKILL (mp_process_kill) if it was not
+ * joined, reaps it, frees its mp_process_t and leaves c holding no
+ * process. */
+void mpb_child_kill(mpb_child_t *c);
+
+/* mpb_wait_pid waits for the fork()ed child pid until deadline (an mpb_now
+ * time) with a pidfd and poll, so the parent does not wake during a round
+ * (every 1 ms without a pidfd). Returns 0 with its wait status in *status,
+ * -ETIMEDOUT, or -errno. */
+int mpb_wait_pid(pid_t pid, double deadline, int *status);
+
+/* mpb_wait_ready waits until *ready reaches n (workers at the starting line
+ * of a round, in MAP_SHARED memory), for at most 30 s, sleeping 20 us
+ * between looks. Returns 0, *failed if a worker stored a code there, or
+ * -ETIMEDOUT. */
+int mpb_wait_ready(_Atomic int *ready, _Atomic int *failed, int n);
+
+/* mpb_sleep sleeps s seconds (resuming after EINTR). */
+void mpb_sleep(double s);
+
+/* The raw peers' framing over a pipe or a stream socket: a 4-byte length
+ * (host order) just before the payload. MPB_END is what a read returns at
+ * end of file before a message. */
+#define MPB_END 1
+
+/* mpb_write_all writes len bytes of buf to fd, looping on partial writes
+ * and EINTR. Returns 0 or -errno. */
+int mpb_write_all(int fd, const void *buf, size_t len);
+
+/* mpb_read_exact reads exactly len bytes into buf, looping on partial reads
+ * and EINTR. Returns 0, MPB_END at end of file before the first byte,
+ * -EPROTO at end of file after it, or -errno. */
+int mpb_read_exact(int fd, void *buf, size_t len);
+
+/* mpb_raw_send writes the 4-byte length and msg's len bytes with one
+ * write(2) (more only after a partial write); the length is stored in the
+ * 4 bytes just before msg, which must be writable. Returns 0 or -errno. */
+int mpb_raw_send(int fd, void *msg, size_t len);
+
+/* mpb_raw_recv reads one message of at most cap bytes: exactly 4 bytes of
+ * length, then exactly that many bytes into buf (two reads when nothing is
+ * partial); *len is the length. Returns 0, MPB_END at end of file before a
+ * message, -EMSGSIZE if it is longer than cap, -EPROTO at end of file
+ * inside one, or -errno. */
+int mpb_raw_recv(int fd, void *buf, size_t cap, size_t *len);
+
 /* The process_* cases (bench_process.c); param points to an int holding
  * the mp_start_method_t. */
 int mpb_process_mproc_round(const mpb_round_t *r, double *value);

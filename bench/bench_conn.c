@@ -61,8 +61,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -71,10 +69,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mproc.h"
@@ -82,7 +77,6 @@
 
 #define HEADROOM 64   /* bytes before a message a raw write may use */
 #define RTT_SIZE 64   /* bytes each way in the round-trip cases */
-#define CEND 1        /* recv: end of file before a message */
 
 enum { F_LAST = 1, F_WARM = 2 };
 
@@ -94,14 +88,6 @@ typedef struct {
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static void fill(unsigned char *msg, size_t size, uint64_t seq, uint32_t flags)
 {
     chdr_t h = {seq, 0, flags};
@@ -110,115 +96,15 @@ static void fill(unsigned char *msg, size_t size, uint64_t seq, uint32_t flags)
     memcpy(msg + size - sizeof seq, &seq, sizeof seq);
 }
 
-/* read_exact reads len bytes; returns 0, CEND at end of file before the
- * first byte, -EPROTO at end of file after it, or -errno. */
-static int read_exact(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    size_t done = 0;
-    ssize_t k;
-
-    while (done < len) {
-        k = read(fd, p + done, len - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        if (k == 0)
-            return done == 0 ? CEND : -EPROTO;
-        done += (size_t)k;
-    }
-    return 0;
-}
-
-/* raw_send writes a 4-byte length and msg with one write; msg must have 4
- * writable bytes before it. */
-static int raw_send(int fd, void *msg, size_t len)
-{
-    uint32_t n = (uint32_t)len;
-    char *p = (char *)msg - sizeof n;
-    size_t left = len + sizeof n;
-    ssize_t k;
-
-    memcpy(p, &n, sizeof n);
-    while (left > 0) {
-        k = write(fd, p, left);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        p += k;
-        left -= (size_t)k;
-    }
-    return 0;
-}
-
-/* raw_recv reads one message of at most cap bytes: the length, then the
- * payload. Returns 0, CEND, or a negative code. */
-static int raw_recv(int fd, void *buf, size_t cap, size_t *len)
-{
-    uint32_t n;
-    int rc = read_exact(fd, &n, sizeof n);
-
-    if (rc != 0)
-        return rc;
-    if (n > cap)
-        return -EMSGSIZE;
-    *len = n;
-    rc = read_exact(fd, buf, n);
-    return rc == CEND ? (n ? -EPROTO : 0) : rc;
-}
-
-/* mproc_recv receives one message into buf; CEND at end of file. */
+/* mproc_recv receives one message into buf; MPB_END at end of file. */
 static int mproc_recv(mp_conn_t *c, void *buf, size_t cap, size_t *len)
 {
     int rc = mp_conn_recv_bytes_into(c, buf, cap, 0, len, MP_FOREVER);
 
-    return rc == MP_EEOF ? CEND : rc;
-}
-
-/* wait_pid waits for a fork()ed child until the deadline (pidfd + poll, so
- * the parent does not wake during the round). Returns 0 with its status,
- * -ETIMEDOUT, or -errno. */
-static int wait_pid(pid_t pid, double deadline, int *status)
-{
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0), rc = 0;
-    pid_t w;
-
-    for (;;) {
-        double left = deadline - mpb_now();
-
-        w = waitpid(pid, status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            rc = -errno;
-            break;
-        }
-        if (left <= 0) {
-            rc = -ETIMEDOUT;
-            break;
-        }
-        if (fd >= 0) {
-            struct pollfd pfd = {fd, POLLIN, 0};
-
-            poll(&pfd, 1, left > 1 ? 1000 : (int)(left * 1000) + 1);
-        } else {
-            sleep_s(1e-3);
-        }
-    }
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    return rc == MP_EEOF ? MPB_END : rc;
 }
 
 /* ---- children: mproc (mp_process, fork) or raw (fork()) ---------------------------- */
-
-typedef struct {
-    mp_process_t *mp;
-    pid_t pid;
-    int joined;
-} cchild_t;
 
 typedef int (*cwork_fn)(void *arg);
 
@@ -236,57 +122,13 @@ static int child_trampoline(void *arg)
 
 /* child_start runs fn(arg) in a child made with mp_process (fork start
  * method) when use_mproc, else with fork(). */
-static int child_start(cchild_t *c, int use_mproc, cwork_fn fn, void *arg)
+static int child_start(mpb_child_t *c, int use_mproc, cwork_fn fn, void *arg)
 {
     cstart_t s = {fn, arg};
 
     memset(c, 0, sizeof *c);
     return mpb_child_start(use_mproc, child_trampoline, &s, sizeof s, &c->mp,
                            &c->pid);
-}
-
-/* child_join joins c until the deadline; 0 if it exited with 0. */
-static int child_join(cchild_t *c, double deadline)
-{
-    int rc, code = -1, status;
-    double left = deadline - mpb_now();
-
-    if (c->joined || (!c->mp && !c->pid))
-        return 0;
-    if (c->mp) {
-        if ((rc = mp_process_join(c->mp, left > 0 ? left : 0)) < 0)
-            return rc;
-        c->joined = 1;
-        if ((rc = mp_process_exitcode(c->mp, &code)) < 0)
-            return rc;
-        return code == 0 ? 0 : -ECHILD;
-    }
-    if ((rc = wait_pid(c->pid, deadline, &status)) < 0)
-        return rc;
-    c->joined = 1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
-}
-
-/* child_kill kills c if it was not joined, reaps it and frees it. */
-static void child_kill(cchild_t *c)
-{
-    int status;
-
-    if (c->mp) {
-        if (!c->joined) {
-            mp_process_kill(c->mp);
-            mp_process_join(c->mp, MP_FOREVER);
-        }
-        mp_process_free(c->mp);
-        c->mp = NULL;
-    } else if (c->pid) {
-        if (!c->joined) {
-            kill(c->pid, SIGKILL);
-            while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        }
-        c->pid = 0;
-    }
 }
 
 /* ---- one-way: pipe_64b, pipe_1m ----------------------------------------------------- */
@@ -338,13 +180,13 @@ static void s_close_end(srun_t *s, int write_end)
 static int s_send(srun_t *s, void *msg, size_t len)
 {
     return s->use_mproc ? mp_conn_send_bytes(s->wr, msg, len)
-                        : raw_send(s->fds[1], msg, len);
+                        : mpb_raw_send(s->fds[1], msg, len);
 }
 
 static int s_recv(srun_t *s, void *buf, size_t cap, size_t *len)
 {
     return s->use_mproc ? mproc_recv(s->rd, buf, cap, len)
-                        : raw_recv(s->fds[0], buf, cap, len);
+                        : mpb_raw_recv(s->fds[0], buf, cap, len);
 }
 
 static int s_producer(srun_t *s)
@@ -365,7 +207,7 @@ static int s_producer(srun_t *s)
         return sfault(s, rc, "producer: warm-up send failed");
     atomic_fetch_add(&s->ctl->ready, 1);
     while (!atomic_load(&s->ctl->go))
-        sleep_s(20e-6);
+        mpb_sleep(20e-6);
 
     t0 = mpb_now();
     s->ctl->t0 = t0;
@@ -403,7 +245,7 @@ static int s_consumer(srun_t *s)
     atomic_fetch_add(&s->ctl->ready, 1);
     for (;;) {
         rc = s_recv(s, buf, size, &len);
-        if (rc == CEND)
+        if (rc == MPB_END)
             return sfault(s, -EPROTO, "consumer: end of file after %ld "
                           "messages, before the last one", n);
         if (rc < 0)
@@ -443,26 +285,12 @@ static int s_consumer_main(void *arg)
     return s_consumer(arg) < 0 ? 3 : 0;
 }
 
-static int s_wait_ready(srun_t *s, int n)
-{
-    double deadline = mpb_now() + 30;
-
-    while (atomic_load(&s->ctl->ready) < n) {
-        if (atomic_load(&s->ctl->failed))
-            return atomic_load(&s->ctl->failed);
-        if (mpb_now() > deadline)
-            return -ETIMEDOUT;
-        sleep_s(20e-6);
-    }
-    return 0;
-}
-
 static int stream_round(const mpb_round_t *r, int use_mproc, double *value)
 {
     const mpb_conn_param_t *p = r->c->param;
     srun_t s = {.p = p, .seconds = r->seconds, .use_mproc = use_mproc,
                 .fds = {-1, -1}};
-    cchild_t prod = {0}, cons = {0};
+    mpb_child_t prod = {0}, cons = {0};
     double deadline;
     int rc, jrc;
 
@@ -479,11 +307,11 @@ static int stream_round(const mpb_round_t *r, int use_mproc, double *value)
 
     rc = child_start(&cons, use_mproc, s_consumer_main, &s);
     if (rc == 0)
-        rc = s_wait_ready(&s, 1);
+        rc = mpb_wait_ready(&s.ctl->ready, &s.ctl->failed, 1);
     if (rc == 0)
         rc = child_start(&prod, use_mproc, s_producer_main, &s);
     if (rc == 0)
-        rc = s_wait_ready(&s, 2);
+        rc = mpb_wait_ready(&s.ctl->ready, &s.ctl->failed, 2);
     s_close_end(&s, 0);    /* the parent holds neither end during the round */
     s_close_end(&s, 1);
     if (rc < 0)
@@ -491,9 +319,9 @@ static int stream_round(const mpb_round_t *r, int use_mproc, double *value)
 
     atomic_store(&s.ctl->go, 1);
     deadline = mpb_now() + 30 + 20 * r->seconds;
-    if ((jrc = child_join(&prod, deadline)) < 0 && rc == 0)
+    if ((jrc = mpb_child_join(&prod, deadline)) < 0 && rc == 0)
         rc = jrc;
-    if ((jrc = child_join(&cons, deadline)) < 0 && rc == 0)
+    if ((jrc = mpb_child_join(&cons, deadline)) < 0 && rc == 0)
         rc = jrc;
     if (rc == -ETIMEDOUT)
         fprintf(stderr, "mp_bench: conn: a worker had not finished %.0f s "
@@ -501,8 +329,8 @@ static int stream_round(const mpb_round_t *r, int use_mproc, double *value)
                 30 + 20 * r->seconds);
 
 kill:
-    child_kill(&prod);
-    child_kill(&cons);
+    mpb_child_kill(&prod);
+    mpb_child_kill(&cons);
     if (atomic_load(&s.ctl->failed) && (rc == 0 || rc == -ECHILD))
         rc = atomic_load(&s.ctl->failed);
     if (rc == 0 && s.ctl->got != s.ctl->sent) {
@@ -569,12 +397,12 @@ static int echo(void *arg)
     }
     for (;;) {
         rc = t->use_mproc ? mproc_recv(c, buf, RTT_SIZE, &len)
-                          : raw_recv(t->fds[1], buf, RTT_SIZE, &len);
-        if (rc == CEND)
+                          : mpb_raw_recv(t->fds[1], buf, RTT_SIZE, &len);
+        if (rc == MPB_END)
             return 0;
         if (rc == 0)
             rc = t->use_mproc ? mp_conn_send_bytes(c, buf, len)
-                              : raw_send(t->fds[1], buf, len);
+                              : mpb_raw_send(t->fds[1], buf, len);
         if (rc < 0) {
             fprintf(stderr, "mp_bench: conn: echo: %s\n", mp_strerror(rc));
             return 3;
@@ -592,12 +420,12 @@ static int ping(const rtt_t *t, mp_conn_t *c, unsigned char *msg, uint64_t seq)
 
     fill(msg, RTT_SIZE, seq, 0);
     rc = t->use_mproc ? mp_conn_send_bytes(c, msg, RTT_SIZE)
-                      : raw_send(t->fds[0], msg, RTT_SIZE);
+                      : mpb_raw_send(t->fds[0], msg, RTT_SIZE);
     if (rc < 0)
         return rc;
     rc = t->use_mproc ? mproc_recv(c, buf, sizeof buf, &len)
-                      : raw_recv(t->fds[0], buf, sizeof buf, &len);
-    if (rc == CEND)
+                      : mpb_raw_recv(t->fds[0], buf, sizeof buf, &len);
+    if (rc == MPB_END)
         return -EPROTO;
     if (rc < 0)
         return rc;
@@ -637,20 +465,20 @@ static int rtt_measure(const mpb_round_t *r, const rtt_t *t, mp_conn_t *c,
     return 0;
 }
 
-static int rtt_finish(cchild_t *b, int rc)
+static int rtt_finish(mpb_child_t *b, int rc)
 {
-    int jrc = child_join(b, mpb_now() + 30);
+    int jrc = mpb_child_join(b, mpb_now() + 30);
 
     if (jrc < 0 && rc == 0)
         rc = jrc;
-    child_kill(b);
+    mpb_child_kill(b);
     return rc;
 }
 
 int mpb_pipe_rtt_mproc_round(const mpb_round_t *r, double *value)
 {
     rtt_t t = {.use_mproc = 1, .fds = {-1, -1}};
-    cchild_t b = {0};
+    mpb_child_t b = {0};
     int rc = mp_pipe(&t.a, &t.b, 1);
 
     if (rc < 0)
@@ -669,7 +497,7 @@ int mpb_pipe_rtt_mproc_round(const mpb_round_t *r, double *value)
 int mpb_pipe_rtt_raw_round(const mpb_round_t *r, double *value)
 {
     rtt_t t = {.use_mproc = 0};
-    cchild_t b = {0};
+    mpb_child_t b = {0};
     int rc;
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, t.fds) < 0)
@@ -693,7 +521,7 @@ int mpb_listener_rtt_mproc_round(const mpb_round_t *r, double *value)
 {
     rtt_t t = {.use_mproc = 1, .fds = {-1, -1}};
     char dir[64];
-    cchild_t b = {0};
+    mpb_child_t b = {0};
     mp_conn_t *c = NULL;
     int rc;
 

@@ -92,8 +92,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mqueue.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -101,10 +99,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #ifdef MPB_HAVE_ZMQ
 #include <zmq.h>
@@ -118,7 +113,6 @@
 #define JOIN_BATCH 1000      /* joinable_64b: puts between two joins */
 #define MQ_DEPTH 10          /* mq=: the default msg_max */
 #define HEADROOM 64          /* bytes before a message a put may write */
-#define QEND 1               /* get: the end of the stream */
 
 enum { F_LAST = 1, F_WARM = 2 };
 
@@ -145,7 +139,7 @@ typedef struct {
 typedef struct qrun qrun_t;
 
 /* qops_t is one transport. Every function returns 0 or a negative code;
- * get also returns QEND at the end of the stream. put may write up to
+ * get also returns MPB_END at the end of the stream. put may write up to
  * HEADROOM bytes just before msg. */
 typedef struct {
     int (*setup)(qrun_t *q);                  /* parent, before the fork */
@@ -175,25 +169,11 @@ struct qrun {
 };
 
 typedef struct {
-    mp_process_t *mp;
-    pid_t pid;
-    int joined;
-} qchild_t;
-
-typedef struct {
     qrun_t *q;                /* the parent's qrun_t (a copy under fork) */
     int producer, idx;
 } qwork_arg_t;
 
 /* ---- helpers ------------------------------------------------------------------ */
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 /* fault reports a worker's check failure and remembers the first code. */
 static int fault(qrun_t *q, int code, const char *fmt, ...)
@@ -247,7 +227,7 @@ static int producer(qrun_t *q, int id)
         return fault(q, rc, "producer %d: warm-up put failed", id);
     atomic_fetch_add(&q->ctl->ready, 1);
     while (!atomic_load(&q->ctl->go))
-        sleep_s(20e-6);
+        mpb_sleep(20e-6);
 
     t0 = mpb_now();
     q->ctl->t0[id] = t0;
@@ -297,9 +277,9 @@ static int consumer(qrun_t *q, int id)
 
     for (;;) {
         rc = o->get(q, buf, size, &len);
-        if (rc == QEND && many)
+        if (rc == MPB_END && many)
             break;
-        if (rc == QEND)
+        if (rc == MPB_END)
             return fault(q, -EPROTO, "consumer %d: end of stream after %ld "
                          "messages, before the last one", id, n);
         if (rc < 0)
@@ -358,7 +338,7 @@ static int work_target(void *arg)
 
 /* ---- children: start, join, kill ---------------------------------------------------- */
 
-static int child_start(qrun_t *q, qchild_t *c, int is_producer, int idx)
+static int child_start(qrun_t *q, mpb_child_t *c, int is_producer, int idx)
 {
     qwork_arg_t a = {q, is_producer, idx};
 
@@ -367,107 +347,7 @@ static int child_start(qrun_t *q, qchild_t *c, int is_producer, int idx)
                            &c->pid);
 }
 
-/* wait_pid waits for a fork()ed child until the deadline (pidfd + poll, so
- * the parent does not wake during the round). Returns 0 with its status,
- * -ETIMEDOUT, or -errno. */
-static int wait_pid(pid_t pid, double deadline, int *status)
-{
-    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
-    pid_t w;
-
-    for (;;) {
-        double left = deadline - mpb_now();
-
-        w = waitpid(pid, status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            int e = -errno;
-
-            if (fd >= 0)
-                close(fd);
-            return e;
-        }
-        if (left <= 0) {
-            if (fd >= 0)
-                close(fd);
-            return -ETIMEDOUT;
-        }
-        if (fd >= 0) {
-            struct pollfd pfd = {fd, POLLIN, 0};
-
-            poll(&pfd, 1, left > 1 ? 1000 : (int)(left * 1000) + 1);
-        } else {
-            sleep_s(1e-3);
-        }
-    }
-    if (fd >= 0)
-        close(fd);
-    return 0;
-}
-
-/* child_join joins c until the deadline; returns 0 if it exited with 0. */
-static int child_join(qrun_t *q, qchild_t *c, double deadline)
-{
-    int rc, code = -1, status;
-    double left = deadline - mpb_now();
-
-    if (c->joined || (!c->mp && !c->pid))
-        return 0;
-    if (q->use_mproc) {
-        rc = mp_process_join(c->mp, left > 0 ? left : 0);
-        if (rc < 0)
-            return rc;
-        c->joined = 1;
-        if ((rc = mp_process_exitcode(c->mp, &code)) < 0)
-            return rc;
-        return code == 0 ? 0 : -ECHILD;
-    }
-    if ((rc = wait_pid(c->pid, deadline, &status)) < 0)
-        return rc;
-    c->joined = 1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -ECHILD;
-}
-
-/* child_kill kills c if it was not joined yet, reaps it and frees it. */
-static void child_kill(qrun_t *q, qchild_t *c)
-{
-    int status;
-
-    if (q->use_mproc) {
-        if (!c->mp)
-            return;
-        if (!c->joined) {
-            mp_process_kill(c->mp);
-            mp_process_join(c->mp, MP_FOREVER);
-        }
-        mp_process_free(c->mp);
-        c->mp = NULL;
-    } else if (c->pid) {
-        if (!c->joined) {
-            kill(c->pid, SIGKILL);
-            while (waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
-                ;
-        }
-        c->pid = 0;
-    }
-}
-
 /* ---- one round ------------------------------------------------------------------------- */
-
-static int wait_ready(qctl_t *ctl, int n)
-{
-    double deadline = mpb_now() + 30;
-
-    while (atomic_load(&ctl->ready) < n) {
-        if (atomic_load(&ctl->failed))
-            return atomic_load(&ctl->failed);
-        if (mpb_now() > deadline)
-            return -ETIMEDOUT;
-        sleep_s(20e-6);
-    }
-    return 0;
-}
 
 /* check_result checks the counts and computes the rate. */
 static int check_result(const qrun_t *q, double *value)
@@ -516,7 +396,7 @@ static int queue_round(const mpb_round_t *r, const qops_t *ops, int use_mproc,
                        double *value)
 {
     const mpb_queue_param_t *p = r->c->param;
-    qchild_t prod[MAXP], cons[MAXC];
+    mpb_child_t prod[MAXP], cons[MAXC];
     int np = 0, nc = 0, rc, jrc;
     double deadline;
     qrun_t q = {.p = p, .ops = ops, .seconds = r->seconds,
@@ -537,12 +417,13 @@ static int queue_round(const mpb_round_t *r, const qops_t *ops, int use_mproc,
         if ((rc = child_start(&q, &cons[nc], 0, nc)) < 0)
             break;
     if (rc == 0)
-        rc = wait_ready(q.ctl, p->consumers);
+        rc = mpb_wait_ready(&q.ctl->ready, &q.ctl->failed, p->consumers);
     for (; rc == 0 && np < p->producers; np++)
         if ((rc = child_start(&q, &prod[np], 1, np)) < 0)
             break;
     if (rc == 0)
-        rc = wait_ready(q.ctl, p->consumers + p->producers);
+        rc = mpb_wait_ready(&q.ctl->ready, &q.ctl->failed,
+                            p->consumers + p->producers);
     if (ops->parent_started)
         ops->parent_started(&q);
     if (rc < 0)
@@ -551,12 +432,12 @@ static int queue_round(const mpb_round_t *r, const qops_t *ops, int use_mproc,
     atomic_store(&q.ctl->go, 1);
     deadline = mpb_now() + 30 + 20 * r->seconds;
     for (int i = 0; i < np; i++)
-        if ((jrc = child_join(&q, &prod[i], deadline)) < 0 && rc == 0)
+        if ((jrc = mpb_child_join(&prod[i], deadline)) < 0 && rc == 0)
             rc = jrc;
     if (ops->end_stream)
         ops->end_stream(&q);
     for (int i = 0; i < nc; i++)
-        if ((jrc = child_join(&q, &cons[i], deadline)) < 0 && rc == 0)
+        if ((jrc = mpb_child_join(&cons[i], deadline)) < 0 && rc == 0)
             rc = jrc;
     if (rc == -ETIMEDOUT)
         fprintf(stderr, "mp_bench: queue: a worker had not finished %.0f s "
@@ -565,9 +446,9 @@ static int queue_round(const mpb_round_t *r, const qops_t *ops, int use_mproc,
 
 kill:
     for (int i = 0; i < np; i++)
-        child_kill(&q, &prod[i]);
+        mpb_child_kill(&prod[i]);
     for (int i = 0; i < nc; i++)
-        child_kill(&q, &cons[i]);
+        mpb_child_kill(&cons[i]);
     if (atomic_load(&q.ctl->failed) && (rc == 0 || rc == -ECHILD))
         rc = atomic_load(&q.ctl->failed);
     if (rc == 0)
@@ -601,7 +482,7 @@ static int mproc_get(qrun_t *q, void *buf, size_t cap, size_t *len)
 {
     int rc = mp_queue_get(q->q, buf, cap, len, MP_FOREVER);
 
-    return rc == MP_EEOF ? QEND : rc;
+    return rc == MP_EEOF ? MPB_END : rc;
 }
 
 static int mproc_task_done(qrun_t *q)
@@ -633,7 +514,7 @@ static int simple_get(qrun_t *q, void *buf, size_t cap, size_t *len)
 {
     int rc = mp_simplequeue_get(q->q, buf, cap, len);
 
-    return rc == MP_EEOF ? QEND : rc;
+    return rc == MP_EEOF ? MPB_END : rc;
 }
 
 static void simple_end_stream(qrun_t *q)
@@ -693,57 +574,12 @@ static void raw_close(qrun_t *q)
 
 static int raw_put(qrun_t *q, void *msg, size_t len)
 {
-    uint32_t n = (uint32_t)len;
-    char *p = (char *)msg - sizeof n;
-    size_t left = len + sizeof n;
-    ssize_t k;
-
-    memcpy(p, &n, sizeof n);
-    while (left > 0) {
-        k = write(q->fds[1], p, left);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        p += k;
-        left -= (size_t)k;
-    }
-    return 0;
-}
-
-/* read_exact reads len bytes; returns 0, QEND at EOF before the first byte,
- * -EPROTO at EOF after it, or -errno. */
-static int read_exact(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    size_t done = 0;
-    ssize_t k;
-
-    while (done < len) {
-        k = read(fd, p + done, len - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -errno;
-        if (k == 0)
-            return done == 0 ? QEND : -EPROTO;
-        done += (size_t)k;
-    }
-    return 0;
+    return mpb_raw_send(q->fds[1], msg, len);
 }
 
 static int raw_get(qrun_t *q, void *buf, size_t cap, size_t *len)
 {
-    uint32_t n;
-    int rc = read_exact(q->fds[0], &n, sizeof n);
-
-    if (rc != 0)
-        return rc;
-    if (n > cap)
-        return -EMSGSIZE;
-    *len = n;
-    rc = read_exact(q->fds[0], buf, n);
-    return rc == QEND ? (n ? -EPROTO : 0) : rc;
+    return mpb_raw_recv(q->fds[0], buf, cap, len);
 }
 
 static const qops_t raw_ops = {
@@ -872,7 +708,7 @@ static void zq_child_fini(qrun_t *q, int is_producer)
 
     while (is_producer && atomic_load(&q->ctl->cdone) < q->p->consumers &&
            !atomic_load(&q->ctl->failed) && mpb_now() < deadline)
-        sleep_s(50e-6);
+        mpb_sleep(50e-6);
     zmq_close(q->zsock);
     zmq_ctx_term(q->zctx);
 }
