@@ -20,8 +20,10 @@ extern "C" {
 #include "mproc/thread.h"
 #include "mproc/sync.h"
 #include "mproc/queue.h"
+#include "mproc/shared.h"
 #include "mproc/value.h"
 #include "mproc/conn.h"
+#include "mproc/shm.h"
 
 #ifdef __cplusplus
 }

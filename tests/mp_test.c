@@ -463,15 +463,34 @@ typedef struct {
     char name[MAX_SHM][256];
 } shm_list_t;
 
+/* mp_test_shm_prefix: the names of this run's /dev/shm entries start with
+ * it ("mpt_<harness pid>_"); it travels to helpers and children in the
+ * environment. The leak check looks at these names only, so test programs
+ * running side by side (ctest -j) and other programs' segments never meet. */
+const char *mp_test_shm_prefix(void)
+{
+    static char prefix[64];
+    const char *e = getenv("MP_TEST_SHM_PREFIX");
+    if (e && *e)
+        return e;
+    if (!prefix[0]) {
+        snprintf(prefix, sizeof prefix, "mpt_%d_", (int)getpid());
+        setenv("MP_TEST_SHM_PREFIX", prefix, 1);
+    }
+    return prefix;
+}
+
 static void shm_list(shm_list_t *l)
 {
+    const char *prefix = mp_test_shm_prefix();
+    size_t pl = strlen(prefix);
     l->n = 0;
     DIR *d = opendir("/dev/shm");
     if (!d)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL && l->n < MAX_SHM) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+        if (strncmp(e->d_name, prefix, pl) != 0)
             continue;
         copy_trunc(l->name[l->n++], sizeof l->name[0], e->d_name);
     }
@@ -519,8 +538,8 @@ static int leftovers(const mp_test_proc_t *base, int nbase, mp_test_proc_t *out,
         const mp_test_proc_t *p = &now[i];
         if (p->pid == self)
             continue;
-        if (p->state == 'Z' && p->ppid == g_runner)
-            continue; /* an orphan that died; the runner reaps it */
+        if ((p->state == 'Z' || p->state == 'X') && p->ppid == g_runner)
+            continue; /* an orphan that died; the runner reaps it (X: now) */
         if (p->state != 'Z' && baseline_has(base, nbase, p->pid))
             continue;
         if (k < cap)
@@ -840,6 +859,7 @@ int mp_test_main(int argc, char **argv, const mp_test_case_t *cases,
 
     int ai = 1;
     const char *filter = getenv("MP_TEST_FILTER");
+    mp_test_shm_prefix(); /* fixed before any case runs, and exported */
     g_per_method = cfg && cfg->per_method;
     if (g_per_method) {
         if (argc < 2 || mp_start_method_parse(argv[1], &g_method) != 0) {

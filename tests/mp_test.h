@@ -318,4 +318,9 @@ void mp_test_pat_fill(void *buf, size_t len, uint64_t key);
  * Safe in targets (no cmocka). */
 long mp_test_pat_bad(const void *buf, size_t len, uint64_t key);
 
+/* mp_test_shm_prefix returns the prefix ("mpt_<pid>_") that every /dev/shm
+ * name a test makes must start with: the harness checks those names for
+ * leaks after each case (and only those, so concurrent runs do not meet). */
+const char *mp_test_shm_prefix(void);
+
 #endif
