@@ -209,4 +209,10 @@ int mpb_pipe_rtt_mproc_round(const mpb_round_t *r, double *value);
 int mpb_pipe_rtt_raw_round(const mpb_round_t *r, double *value);
 int mpb_listener_rtt_mproc_round(const mpb_round_t *r, double *value);
 
+/* The shared-data cases (bench_shared.c): value_incr (ops/s), array_sum
+ * (elems/s), shm_attach (cycles/s); param is unused. */
+int mpb_value_incr_mproc_round(const mpb_round_t *r, double *value);
+int mpb_array_sum_mproc_round(const mpb_round_t *r, double *value);
+int mpb_shm_attach_mproc_round(const mpb_round_t *r, double *value);
+
 #endif

@@ -200,6 +200,28 @@ static const mpb_case_t cases[] = {
             PY_PEER("conn.py", "--case", "listener_rtt"),
         },
     },
+    /* The shared-data cases: see bench_shared.c. */
+    {
+        .name = "value_incr", .unit = "ops/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_value_incr_mproc_round},
+        .peers = {
+            PY_PEER("shared.py", "--case", "value_incr"),
+        },
+    },
+    {
+        .name = "array_sum", .unit = "elems/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_array_sum_mproc_round},
+        .peers = {
+            PY_PEER("shared.py", "--case", "array_sum"),
+        },
+    },
+    {
+        .name = "shm_attach", .unit = "cycles/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_shm_attach_mproc_round},
+        .peers = {
+            PY_PEER("shared.py", "--case", "shm_attach"),
+        },
+    },
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -26,6 +26,7 @@ queue_baozi|生产者消费者模型: 包子
 queue_joinable|JoinableQueue
 pipe_producer_consumer|管道: 生产者消费者
 pipe_adder|管道: 双向通信 (adder)
+shared_money|共享数据: Value, Array, SharedMemory
 tcp_echo_server|多进程TCP服务端
 thread_basics|开启线程的两种方式
 thread_shared|线程之间数据共享
