@@ -49,8 +49,10 @@ typedef struct {
 
 /* mp_shm_new creates a new segment of size bytes (zero-filled, mode 0600)
  * named name (NULL: a fresh "psm_<hex>" name) and maps it read-write.
- * The segment appears under its name complete (sized and mapped) or not at
- * all: nothing is left behind when the call fails.
+ * Nothing is left behind when the call fails. With unlink_on_exit the
+ * segment appears under its name complete (sized) or not at all; without
+ * it, as in Python, a process that attaches at the very instant of creation
+ * may find it still empty (-EINVAL).
  * With opts->unlink_on_exit the first such segment of the process starts a
  * small watcher process (see the design notes); it ends when the process
  * has unlinked all of them.
