@@ -109,6 +109,9 @@ static int plan(const mp_val_t *v, char fmt[9], int *code, size_t *alloc)
         return 0;
     case MP_VAL_STR:
     case MP_VAL_BYTES:
+        /* The code first: set stores a string that fits the item's room
+         * even when plan says it is too long for a new item. */
+        *code = v->type == MP_VAL_STR ? CODE_STR : CODE_BYTES;
         if (!v->v.s.ptr && v->v.s.len)
             return -EINVAL;
         if (v->type == MP_VAL_STR &&
@@ -186,6 +189,8 @@ static int peek(const mp_shareable_list_t *l, size_t i, mp_val_t *v)
             return -EBADMSG;
         while (len > 0 && p[len - 1] == 0)
             len--; /* Python's rstrip(b'\x00') */
+        if (code == CODE_STR && !utf8_ok(p, (size_t)len))
+            return -EBADMSG; /* Python: UnicodeDecodeError */
         *v = code == CODE_STR ? mp_val_strn((const char *)p, (size_t)len)
                               : mp_val_bytes(p, (size_t)len);
     } else if (code != CODE_PLAIN || room < 8) {
@@ -361,6 +366,8 @@ int mp_shareable_list_set(mp_shareable_list_t *l, long i, const mp_val_t *v)
         snprintf(fmt, sizeof fmt, "%zus", room);
     } else if (rc < 0) {
         return rc;
+    } else if (room < 8) {
+        return -EBADMSG; /* a crafted layout: no room for an 8-byte item */
     }
     store(l, (size_t)pos, v, fmt, code);
     return 0;

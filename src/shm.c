@@ -229,12 +229,8 @@ static void __attribute__((noreturn)) watcher_main(int sock)
 /* watcher_start forks the watcher. Called with W.mu held, W.fd < 0. */
 static int watcher_start(void)
 {
-    if (!W.atfork_done) {
-        int e = pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-        if (e)
-            return -e;
-        W.atfork_done = 1;
-    }
+    if (!W.atfork_done)
+        return -ENOMEM; /* pthread_atfork failed: a fork could copy W.mu held */
     int sv[2];
     int rc = mp__sys_socketpair(SOCK_SEQPACKET | SOCK_CLOEXEC, sv);
     if (rc < 0)
@@ -314,11 +310,26 @@ static int wsend(uint32_t op, const char *name, uint64_t dev, uint64_t ino)
     }
 }
 
+/* The fork handlers are in place before anyone takes W.mu: a fork in
+ * another thread while W.mu is held must not leave the child a held lock. */
+static pthread_once_t W_once = PTHREAD_ONCE_INIT;
+
+static void w_init(void)
+{
+    W.atfork_done = pthread_atfork(atfork_prepare, atfork_parent, atfork_child) == 0;
+}
+
+static void w_lock(void)
+{
+    pthread_once(&W_once, w_init);
+    pthread_mutex_lock(&W.mu);
+}
+
 /* reg_add registers a segment for unlinking at exit, starting the watcher
  * if none runs. */
 static int reg_add(const char *name, uint64_t dev, uint64_t ino)
 {
-    pthread_mutex_lock(&W.mu);
+    w_lock();
     int rc = 0;
     if (W.n == W.cap) {
         size_t ncap = W.cap ? W.cap * 2 : 8;
@@ -351,7 +362,7 @@ out:
  * that segment) and stops the watcher when none is left. */
 static void reg_del(const char *name, uint64_t dev, uint64_t ino)
 {
-    pthread_mutex_lock(&W.mu);
+    w_lock();
     for (size_t i = 0; i < W.n; i++) {
         if (W.v[i].dev == dev && W.v[i].ino == ino &&
             strcmp(W.v[i].name, name) == 0) {
@@ -370,7 +381,7 @@ static void reg_del(const char *name, uint64_t dev, uint64_t ino)
 MP_HIDDEN pid_t mp__shm_watcher_pid(void);
 pid_t mp__shm_watcher_pid(void)
 {
-    pthread_mutex_lock(&W.mu);
+    w_lock();
     pid_t p = W.pid;
     pthread_mutex_unlock(&W.mu);
     return p;

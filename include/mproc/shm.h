@@ -19,7 +19,8 @@
  * unlinked when the creating process ends without having unlinked it,
  * however it ends (SIGKILL included). Only the creator's choice counts: a
  * process that merely attaches never removes a segment (Python's resource
- * tracker does, when the attaching Python process exits).
+ * tracker does, when the attaching Python process exits). A creator that
+ * calls exec counts as ended: its tracked segments are unlinked then.
  *
  * Handles are process-local. A child started by fork inherits a working copy
  * of the mapping, but the portable way (every start method, and unrelated
