@@ -721,6 +721,33 @@ static void list_round_trip(void **state)
     mp_shareable_list_free(NULL);
 }
 
+/* The largest items: a string of 9,999,990 bytes gets 9,999,992 bytes of
+ * room; a new item that long is over the limit (-EMSGSIZE), but setting a
+ * string that fills the room is allowed, as in Python, and reads back as a
+ * string of that length. */
+static void list_item_at_the_limit(void **state)
+{
+    (void)state;
+    size_t n0 = 9999990, n1 = 9999992;
+    char *big = malloc(n1);
+    assert_non_null(big);
+    memset(big, 'a', n1);
+    mp_val_t items[] = {mp_val_strn(big, n0)};
+    mp_shareable_list_t *l;
+    mp_assert_int(mp_shareable_list_new(&l, items, 1, NULL, NULL), 0);
+    mp_assert_int(mp_shareable_list_capacity(l, 0), (long)n1);
+    mp_val_t full = mp_val_strn(big, n1), fullb = mp_val_bytes(big, n1);
+    mp_shareable_list_t *l2 = NULL;
+    mp_assert_int(mp_shareable_list_new(&l2, &full, 1, NULL, NULL), -EMSGSIZE);
+    mp_assert_int(mp_shareable_list_set(l, 0, &full), 0);
+    expect_item(l, 0, &full);
+    mp_assert_int(mp_shareable_list_set(l, 0, &fullb), 0);
+    expect_item(l, 0, &fullb);
+    mp_assert_int(mp_shm_unlink(mp_shareable_list_shm(l)), 0);
+    mp_shareable_list_free(l);
+    free(big);
+}
+
 static void list_type_change_and_limit(void **state)
 {
     (void)state;
@@ -970,6 +997,7 @@ int main(int argc, char **argv)
         MP_TEST(sweep_while_creators_child_lives),
         MP_TEST(list_round_trip),
         MP_TEST(list_type_change_and_limit),
+        MP_TEST(list_item_at_the_limit),
         MP_TEST(list_count_index),
         MP_TEST(list_attach_errors),
         MP_TEST(list_child_attach),
