@@ -290,9 +290,11 @@ static int act_value(void)
         return 1;
     printf("%d 个进程各加 %d 次 (v.value += 1, 不加锁): count = %lld\n", NPROC, NADD,
            (long long)got);
-    if (got > want || got < NADD)
-        return story_fail("without the lock the count is %lld, want %d..%lld", (long long)got,
-                          NADD, (long long)want);
+    /* Unlocked, a process can write back a value it read long ago and undo
+     * the others' work: anything from 2 (the known worst case) to want. */
+    if (got > want || got < 2)
+        return story_fail("without the lock the count is %lld, want 2..%lld", (long long)got,
+                          (long long)want);
     if (got < want)
         printf("丢了 %lld 次更新: 不加锁而操作共享的数据,肯定会出现数据错乱\n",
                (long long)(want - got));
