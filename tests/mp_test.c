@@ -1150,3 +1150,19 @@ long mp_test_pat_bad(const void *buf, size_t len, uint64_t key)
     }
     return -1;
 }
+
+int mp_test_find_python(char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *e = strchr(path, ':');
+        size_t n = e ? (size_t)(e - path) : strlen(path);
+        snprintf(out, cap, "%.*s/python3", (int)n, path);
+        if (n && access(out, X_OK) == 0)
+            return 1;
+        path += n + (e ? 1 : 0);
+    }
+    return 0;
+}

@@ -323,4 +323,8 @@ long mp_test_pat_bad(const void *buf, size_t len, uint64_t key);
  * leaks after each case (and only those, so concurrent runs do not meet). */
 const char *mp_test_shm_prefix(void);
 
+/* mp_test_find_python writes the path of the first python3 on PATH into
+ * out and returns 1, or returns 0 when there is none (callers skip). */
+int mp_test_find_python(char *out, size_t cap);
+
 #endif

@@ -2829,21 +2829,6 @@ static const char k_py_echo[] =
     "w.send_bytes(b'eof after %d' % n)\n"
     "w.close()\n";
 
-static int find_python(char *out, size_t cap)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *e = strchr(path, ':');
-        size_t n = e ? (size_t)(e - path) : strlen(path);
-        snprintf(out, cap, "%.*s/python3", (int)n, path);
-        if (n && access(out, X_OK) == 0)
-            return 1;
-        path += n + (e ? 1 : 0);
-    }
-    return 0;
-}
 
 /* A python3 child (fork + exec with two pipe ends inherited) reads what we
  * send with multiprocessing.connection.Connection.recv_bytes and replies with
@@ -2852,7 +2837,7 @@ static int find_python(char *out, size_t cap)
 static void python_interop(void **state)
 {
     char py[4096];
-    if (!find_python(py, sizeof py))
+    if (!mp_test_find_python(py, sizeof py))
         mp_test_skip("python3 is not on PATH");
     mp_conn_t *r1, *w1, *r2, *w2;
     pipe_new(&r1, &w1, 0); /* we write w1, Python reads r1 */

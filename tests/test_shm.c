@@ -66,28 +66,13 @@ static int run(char *const argv[])
     return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 }
 
-static int find_python(char *out, size_t cap)
-{
-    const char *path = getenv("PATH");
-    if (!path)
-        path = "/usr/local/bin:/usr/bin:/bin";
-    while (*path) {
-        const char *e = strchr(path, ':');
-        size_t n = e ? (size_t)(e - path) : strlen(path);
-        snprintf(out, cap, "%.*s/python3", (int)n, path);
-        if (n && access(out, X_OK) == 0)
-            return 1;
-        path += n + (e ? 1 : 0);
-    }
-    return 0;
-}
 
 /* have_python finds python3 and tests/py/shm_peer.py (beside this source):
  * 1, or 0 with the reason in why. */
 static int have_python(char *py, size_t pcap, char *script, size_t scap,
                        char *why, size_t wcap)
 {
-    if (!find_python(py, pcap)) {
+    if (!mp_test_find_python(py, pcap)) {
         snprintf(why, wcap, "python3 is not on PATH");
         return 0;
     }
