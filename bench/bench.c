@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -315,4 +316,16 @@ int mpb_python_round(const mpb_round_t *r, double *value)
         return -EPROTO;
     }
     return 0;
+}
+
+int mpb_vfault(_Atomic int *failed, const char *who, int code, const char *fmt,
+               va_list ap)
+{
+    int expected = 0;
+
+    fprintf(stderr, "mp_bench: %s: ", who);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (%s)\n", mp_strerror(code));
+    atomic_compare_exchange_strong(failed, &expected, code);
+    return code;
 }

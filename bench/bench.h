@@ -24,6 +24,7 @@
 #ifndef MPB_BENCH_H
 #define MPB_BENCH_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -214,5 +215,10 @@ int mpb_listener_rtt_mproc_round(const mpb_round_t *r, double *value);
 int mpb_value_incr_mproc_round(const mpb_round_t *r, double *value);
 int mpb_array_sum_mproc_round(const mpb_round_t *r, double *value);
 int mpb_shm_attach_mproc_round(const mpb_round_t *r, double *value);
+
+/* mpb_vfault reports a worker's check failure on stderr ("mp_bench: who:
+ * message (code name)") and keeps the first code in *failed; returns code. */
+int mpb_vfault(_Atomic int *failed, const char *who, int code, const char *fmt,
+               va_list ap);
 
 #endif

@@ -156,14 +156,10 @@ typedef struct {
 static int sfault(srun_t *s, int code, const char *fmt, ...)
 {
     va_list ap;
-    int expected = 0;
 
-    fprintf(stderr, "mp_bench: conn: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    code = mpb_vfault(&s->ctl->failed, "conn", code, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (%s)\n", mp_strerror(code));
-    atomic_compare_exchange_strong(&s->ctl->failed, &expected, code);
     return code;
 }
 

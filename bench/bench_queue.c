@@ -179,14 +179,10 @@ typedef struct {
 static int fault(qrun_t *q, int code, const char *fmt, ...)
 {
     va_list ap;
-    int expected = 0;
 
-    fprintf(stderr, "mp_bench: queue: ");
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    code = mpb_vfault(&q->ctl->failed, "queue", code, fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (%s)\n", mp_strerror(code));
-    atomic_compare_exchange_strong(&q->ctl->failed, &expected, code);
     return code;
 }
 
