@@ -33,6 +33,10 @@ thread_shared|线程之间数据共享
 thread_daemon|守护线程
 thread_info|线程对象及其他方法
 thread_mutex|线程互斥锁
+pool_story|进程池: apply, apply_async, 回调函数
+pool_result|进程池: AsyncResult 与 terminate
+pool_progress|进程池: map 与进度条
+pool_echo_server|进程池版TCP服务端
 '
 
 build=${1:?usage: run-demo.sh BUILD_DIR [fork|spawn|forkserver]}

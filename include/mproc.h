@@ -24,6 +24,7 @@ extern "C" {
 #include "mproc/value.h"
 #include "mproc/conn.h"
 #include "mproc/shm.h"
+#include "mproc/pool.h"
 
 #ifdef __cplusplus
 }

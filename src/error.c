@@ -21,6 +21,7 @@ const char *mp_strerror(int code)
     case MP_ERUNNING: return "process is still running";
     case MP_EDAEMON: return "daemonic processes are not allowed to have children";
     case MP_ESPAWN: return "child process could not be bootstrapped";
+    case MP_ETERMINATED: return "the pool was terminated before the task finished";
     }
     if (code < 0 && code > -4096) {
         /* strerrordesc_np returns static text (glibc 2.32+), unlike strerror,

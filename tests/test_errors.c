@@ -19,7 +19,7 @@ static const struct {
     {MP_ETOOSHORT, "MP_ETOOSHORT"},   {MP_EWORKERDIED, "MP_EWORKERDIED"},
     {MP_ESTARTED, "MP_ESTARTED"},     {MP_ENOTSTARTED, "MP_ENOTSTARTED"},
     {MP_ERUNNING, "MP_ERUNNING"},     {MP_EDAEMON, "MP_EDAEMON"},
-    {MP_ESPAWN, "MP_ESPAWN"},
+    {MP_ESPAWN, "MP_ESPAWN"},         {MP_ETERMINATED, "MP_ETERMINATED"},
 };
 #define NLIB (sizeof lib_codes / sizeof lib_codes[0])
 

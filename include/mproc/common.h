@@ -37,6 +37,7 @@ enum {
     MP_ERUNNING = -3011,     /* still running (close, exitcode of a live process) */
     MP_EDAEMON = -3012,      /* daemonic processes are not allowed to have children */
     MP_ESPAWN = -3013,       /* a child could not be bootstrapped (exec, forkserver) */
+    MP_ETERMINATED = -3014,  /* the pool was terminated before the task finished */
 };
 
 /* mp_strerror names a code: a library code, a negative errno value, or 0.
