@@ -216,6 +216,12 @@ int mpb_value_incr_mproc_round(const mpb_round_t *r, double *value);
 int mpb_array_sum_mproc_round(const mpb_round_t *r, double *value);
 int mpb_shm_attach_mproc_round(const mpb_round_t *r, double *value);
 
+/* bench_pool.c */
+int mpb_pool_map_tiny_mproc_round(const mpb_round_t *r, double *value);
+int mpb_pool_apply_async_mproc_round(const mpb_round_t *r, double *value);
+int mpb_pool_apply_rtt_mproc_round(const mpb_round_t *r, double *value);
+int mpb_pool_map_sleep_mproc_round(const mpb_round_t *r, double *value);
+
 /* mpb_vfault reports a worker's check failure on stderr ("mp_bench: who:
  * message (code name)") and keeps the first code in *failed; returns code. */
 int mpb_vfault(_Atomic int *failed, const char *who, int code, const char *fmt,

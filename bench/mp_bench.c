@@ -222,6 +222,35 @@ static const mpb_case_t cases[] = {
             PY_PEER("shared.py", "--case", "shm_attach"),
         },
     },
+    /* The pool cases: see bench_pool.c. */
+    {
+        .name = "pool_map_tiny", .unit = "items/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_pool_map_tiny_mproc_round},
+        .peers = {
+            PY_PEER("pool.py", "--case", "map_tiny"),
+        },
+    },
+    {
+        .name = "pool_apply_async", .unit = "tasks/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_pool_apply_async_mproc_round},
+        .peers = {
+            PY_PEER("pool.py", "--case", "apply_async"),
+        },
+    },
+    {
+        .name = "pool_apply_rtt", .unit = "us", .kind = MPB_TIME,
+        .mproc = {.name = "mproc", .round = mpb_pool_apply_rtt_mproc_round},
+        .peers = {
+            PY_PEER("pool.py", "--case", "apply_rtt"),
+        },
+    },
+    {
+        .name = "pool_map_sleep", .unit = "efficiency", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_pool_map_sleep_mproc_round},
+        .peers = {
+            PY_PEER("pool.py", "--case", "map_sleep"),
+        },
+    },
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])
