@@ -1310,10 +1310,12 @@ int mp_async_get(mp_async_t *a, double timeout, const void **data, size_t *len)
     if (rc < 0)
         return rc;
     async_final(a);
+    job_t *j = a->job;
+    int bytes = j->kind == J_APPLY && a->rc == 0;
     if (data)
-        *data = a->rc ? NULL : a->job->res ? a->job->res : a->job->ires;
+        *data = !bytes ? NULL : j->res ? j->res : j->ires;
     if (len)
-        *len = a->rc ? 0 : a->job->res_len;
+        *len = bytes ? j->res_len : 0;
     return a->rc;
 }
 
