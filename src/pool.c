@@ -76,8 +76,11 @@ struct job {
     _Atomic uint32_t refs;   /* the caller's handle + one per unfinished task */
     _Atomic uint32_t seq;    /* futex word: bumped at each task completion */
     _Atomic uint32_t waiters;
-    _Atomic uint32_t ndone;  /* tasks completed */
-    _Atomic uint32_t pushed; /* on the board's done stack (callbacks) */
+    _Atomic uint32_t ndone;  /* tasks completed and counted by their completer */
+    _Atomic uint32_t nsettled; /* completions finished for a worker that died */
+    _Atomic uint32_t pushed; /* who pushes it on the done stack (callbacks) */
+    _Atomic uint32_t nlog;   /* unordered imap: entries reserved in log */
+    _Atomic uint32_t *log;   /* unordered imap: task index + 1, in completion order */
     uint32_t kind, notify, ntasks;
     uint32_t fn;
     size_t n, in_size, out_size, chunk;
@@ -103,7 +106,7 @@ typedef struct {
     _Atomic pid_t pid;
     task_t *_Atomic current;
     _Atomic uint32_t exited; /* thread workers: set as the thread returns */
-    uint32_t pad;
+    _Atomic uint32_t sleeping; /* counted in board.idle */
 } wslot_t;
 
 typedef struct {
@@ -138,6 +141,7 @@ struct mp_pool {
     mp_pool_t *gnext;        /* the list of this process's pools (exit) */
     pthread_t sup;
     int sup_started, joined;
+    int free_pending;        /* mp_pool_free from the supervisor or a worker */
     _Atomic uint32_t sup_done;
     _Atomic int state;
     int start_err;
@@ -165,6 +169,7 @@ struct mp_imap {
     int unordered;
     size_t next;             /* ordered: next index */
     uint32_t cur, scan;      /* unordered: chunk being drained, first unyielded */
+    uint32_t lpos;           /* unordered: next entry of the completion log */
     size_t cur_pos;
     unsigned char *yielded;
     size_t given;
@@ -175,6 +180,10 @@ struct mp_out {
     size_t len, cap;
     int err;
 };
+
+/* The pool whose supervisor or worker thread this is: such a thread may
+ * terminate its pool but never wait for it (it would wait for itself). */
+static _Thread_local mp_pool_t *tl_pool;
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -195,8 +204,11 @@ static void board_unlock(board_t *b)
     mp__robust_unlock(&b->mu);
 }
 
-/* Repair after a worker died holding the lock: the only multi-store update is
- * the unlink of the first task (head, then tail), so make tail agree. */
+/* Repair after a worker died holding the lock. The only multi-store update
+ * is the unlink of the first task (head, then tail): make tail agree. And a
+ * worker that died while claiming the first task may have left its
+ * slot.current on it while it is still QUEUED: the next taker will own it,
+ * so that slot must not (its settlement would touch another's task). */
 static void board_repair(board_t *b)
 {
     task_t *t = b->head, *last = NULL;
@@ -205,6 +217,10 @@ static void board_repair(board_t *b)
         t = t->next;
     }
     b->tail = last;
+    if (b->head && atomic_load(&b->head->state) == T_QUEUED)
+        for (uint32_t s = 0; s < b->n; s++)
+            if (atomic_load(&b->w[s].current) == b->head)
+                atomic_store(&b->w[s].current, NULL);
 }
 
 static int board_lock(board_t *b)
@@ -221,6 +237,7 @@ static void job_unref(job_t *j)
 {
     if (atomic_fetch_sub(&j->refs, 1) != 1)
         return;
+    mp__arena_free((void *)j->log);
     mp__arena_free(j->in);
     mp__arena_free(j->out);
     mp__arena_free(j->rc);
@@ -243,34 +260,57 @@ static int all_done(const job_t *j)
     return 1;
 }
 
-static void push_done(board_t *b, job_t *j)
+/* job.pushed: 0, then the pusher's id (a worker slot + 1, or PUSH_SUP for
+ * the supervisor) while it links the job on the done stack, then LINKED;
+ * CB_RUN once the supervisor took it off and ran its callback. */
+#define PUSH_SUP UINT32_C(0xfffffffd)
+#define PUSH_LINKED UINT32_C(0xfffffffe)
+#define PUSH_CB_RUN UINT32_C(0xffffffff)
+
+static void link_done(board_t *b, job_t *j)
 {
-    if (atomic_exchange(&j->pushed, 1))
-        return;
     job_t *old = atomic_load(&b->done_head);
     do
         atomic_store(&j->dnext, old);
     while (!atomic_compare_exchange_weak(&b->done_head, &old, j));
+    atomic_store(&j->pushed, PUSH_LINKED);
     wake_supervisor(b->efd);
 }
 
+static void push_done(board_t *b, job_t *j, uint32_t who)
+{
+    uint32_t zero = 0;
+    if (atomic_compare_exchange_strong(&j->pushed, &zero, who))
+        link_done(b, j);
+}
+
 /* The completion steps after t became DONE (by its worker, or on its
- * behalf): count it, wake the waiters, queue the callbacks. Safe to repeat
- * except for the counters, which only the first completer runs. */
-static void task_finish(board_t *b, task_t *t, int first)
+ * behalf): count it, log it, wake the waiters, queue the callbacks.
+ * first == 0 is the supervisor finishing for a worker that died in here:
+ * its counts may or may not have been made, so it only adds to nsettled,
+ * and the "all done" test uses both counters, then the tasks' states (the
+ * truth), which makes one of the last completers push the job. */
+static void task_finish(board_t *b, task_t *t, int first, uint32_t who)
 {
     job_t *j = t->job;
-    int last = 0;
+    int maybe_last = 1;
     if (first) {
         if (j->kind == J_MAP)
             atomic_fetch_add(&j->items_done, t->count);
-        last = atomic_fetch_add(&j->ndone, 1) + 1 == j->ntasks;
+        if (j->log) {
+            uint32_t pos = atomic_fetch_add(&j->nlog, 1);
+            atomic_store(&j->log[pos], (uint32_t)(t - j->tasks) + 1);
+        }
+        maybe_last = atomic_fetch_add(&j->ndone, 1) + 1 + atomic_load(&j->nsettled) >=
+                     j->ntasks;
+    } else {
+        atomic_fetch_add(&j->nsettled, 1);
     }
     atomic_fetch_add(&j->seq, 1);
     if (atomic_load(&j->waiters))
         mp__futex_wake((const uint32_t *)&j->seq, INT32_MAX);
-    if (j->notify && (last || (!first && all_done(j))))
-        push_done(b, j);
+    if (j->notify && maybe_last && all_done(j))
+        push_done(b, j, who);
 }
 
 /* Fail a task that will never run or never finish (queued at terminate, or
@@ -285,7 +325,7 @@ static void task_fail(board_t *b, task_t *t, int code, uint32_t from)
             j->rc[t->first + i] = code;
     uint32_t st = from;
     if (atomic_compare_exchange_strong(&t->state, &st, T_DONE)) {
-        task_finish(b, t, 1);
+        task_finish(b, t, 1, PUSH_SUP);
         job_unref(j);
     }
 }
@@ -295,6 +335,7 @@ static void task_fail(board_t *b, task_t *t, int code, uint32_t from)
 typedef struct {
     board_t *b;
     uint32_t slot;
+    mp_pool_t *pool;         /* thread workers: their pool */
 } wargs_t;
 
 static void *fn_cache[POOL_FNS]; /* a worker process serves one pool */
@@ -447,7 +488,9 @@ static void worker_loop(board_t *b, uint32_t slot)
             if (spin_for(&b->qseq, seq, b))
                 continue;
             atomic_fetch_add(&b->idle, 1);
+            atomic_store(&w->sleeping, 1);
             mp__futex_wait((const uint32_t *)&b->qseq, seq, MP__NEVER);
+            atomic_store(&w->sleeping, 0);
             atomic_fetch_sub(&b->idle, 1);
             continue;
         }
@@ -458,7 +501,7 @@ static void worker_loop(board_t *b, uint32_t slot)
             run_chunk(b, t);
         uint32_t running = T_RUNNING;
         if (atomic_compare_exchange_strong(&t->state, &running, T_DONE))
-            task_finish(b, t, 1);
+            task_finish(b, t, 1, slot + 1);
         atomic_store(&w->current, NULL);
         job_unref(j);
         if (b->maxtasks && ++done >= b->maxtasks)
@@ -487,8 +530,9 @@ static void *thread_worker(void *arg)
     wargs_t *a = arg;
     board_t *b = a->b;
     uint32_t slot = a->slot;
+    tl_pool = a->pool;
     free(a);
-    wargs_t copy = {b, slot};
+    wargs_t copy = {b, slot, NULL};
     worker_main(&copy);
     atomic_store(&b->w[slot].exited, 1);
     wake_supervisor(b->efd);
@@ -509,6 +553,7 @@ static int start_worker(mp_pool_t *p, uint32_t slot)
             return -ENOMEM;
         a->b = b;
         a->slot = slot;
+        a->pool = p;
         sigset_t old;
         mp__signals_block_all(&old);
         int rc = pthread_create(&p->tids[slot], NULL, thread_worker, a);
@@ -527,7 +572,7 @@ static int start_worker(mp_pool_t *p, uint32_t slot)
     int fds[1] = {p->efd};
     mp_process_opts_t o = {.name = name, .daemon = 1, .start_method = m,
                            .pass_fds = fds, .n_pass_fds = 1};
-    wargs_t a = {b, slot};
+    wargs_t a = {b, slot, NULL};
     mp_process_t *proc;
     int rc = mp_process_new(&proc, worker_main, &a, sizeof a, &o);
     if (rc < 0)
@@ -556,10 +601,15 @@ static void settle_slot(mp_pool_t *p, uint32_t s)
     wslot_t *w = &b->w[s];
     if (board_lock(b) < 0)
         return;
+    if (atomic_exchange(&w->sleeping, 0))
+        atomic_fetch_sub(&b->idle, 1); /* killed asleep: it no longer is */
     task_t *t = atomic_load(&w->current);
+    if (t && atomic_load(&t->owner) != (int32_t)s)
+        t = NULL; /* claimed by another after this one died claiming it */
     if (t) {
+        job_t *j = t->job;
         uint32_t st = atomic_load(&t->state);
-        if (st == T_RUNNING && atomic_load(&t->owner) == (int32_t)s) {
+        if (st == T_RUNNING) {
             if (b->head == t) {
                 b->head = t->next;
                 if (!b->head)
@@ -569,10 +619,19 @@ static void settle_slot(mp_pool_t *p, uint32_t s)
                                                              : MP_EWORKERDIED;
             task_fail(b, t, code, T_RUNNING);
         } else if (st == T_DONE) {
-            /* Died while completing it: redo the repeatable steps and drop
-             * the reference it still held. */
-            task_finish(b, t, 0);
-            job_unref(t->job);
+            /* Died while completing it: finish the completion (a push it
+             * had begun included) and drop the reference it still held. */
+            if (j->notify && atomic_load(&j->pushed) == s + 1) {
+                job_t *k = atomic_load(&b->done_head);
+                while (k && k != j)
+                    k = atomic_load(&k->dnext);
+                if (k)
+                    atomic_store(&j->pushed, PUSH_LINKED);
+                else
+                    link_done(b, j);
+            }
+            task_finish(b, t, 0, PUSH_SUP);
+            job_unref(j);
         }
         atomic_store(&w->current, NULL);
     }
@@ -581,6 +640,7 @@ static void settle_slot(mp_pool_t *p, uint32_t s)
 }
 
 static void run_callbacks(mp_pool_t *p);
+static void pool_release(mp_pool_t *p);
 
 /* Fail everything still queued (terminate, or no worker can be started). */
 static void fail_queue(board_t *b, int code)
@@ -623,11 +683,20 @@ static mp_pool_t *pools;
 static void on_exit_pool(void)
 {
     exiting = 1;
-    pthread_mutex_lock(&pools_mu);
-    for (mp_pool_t *p = pools; p; p = p->gnext)
-        if (p->owner == me())
-            mp_pool_terminate(p);
-    pthread_mutex_unlock(&pools_mu);
+    /* Terminate outside pools_mu: a callback run meanwhile may make or free
+     * a pool. (Freeing a pool from another thread while the process exits
+     * is not supported.) */
+    for (;;) {
+        mp_pool_t *p = NULL;
+        pthread_mutex_lock(&pools_mu);
+        for (mp_pool_t *q = pools; q && !p; q = q->gnext)
+            if (q->owner == me() && atomic_load(&q->state) != P_TERMINATE)
+                p = q;
+        pthread_mutex_unlock(&pools_mu);
+        if (!p)
+            break;
+        mp_pool_terminate(p);
+    }
 }
 
 static void register_exit(void)
@@ -655,6 +724,7 @@ static void *supervisor(void *arg)
 {
     mp_pool_t *p = arg;
     board_t *b = p->b;
+    tl_pool = p;
     struct pollfd *pf = p->pf;
     uint32_t *who = p->who;
     for (;;) {
@@ -725,6 +795,15 @@ static void *supervisor(void *arg)
         run_callbacks(p);
     }
     run_callbacks(p);
+    pthread_mutex_lock(&p->mu);
+    int release = p->free_pending;
+    pthread_mutex_unlock(&p->mu);
+    if (release) {
+        /* Freed from one of its own threads: nobody will join us. */
+        pthread_detach(pthread_self());
+        pool_release(p);
+        return NULL;
+    }
     atomic_store(&p->sup_done, 1);
     mp__futex_wake((const uint32_t *)&p->sup_done, INT32_MAX);
     return NULL;
@@ -936,6 +1015,8 @@ int mp_pool_terminate(mp_pool_t *p)
                     mp_process_kill(p->procs[s]);
     }
     pthread_mutex_unlock(&p->mu);
+    if (tl_pool == p)
+        return 0; /* a callback or task of this pool: the pool ends after it */
     return mp_pool_join(p, MP_FOREVER);
 }
 
@@ -949,6 +1030,8 @@ int mp_pool_join(mp_pool_t *p, double timeout)
         return rc;
     if (atomic_load(&p->state) == P_RUN)
         return MP_ERUNNING;
+    if (tl_pool == p)
+        return -EDEADLK; /* it would wait for the calling thread itself */
     while (!atomic_load(&p->sup_done)) {
         rc = mp__futex_wait((const uint32_t *)&p->sup_done, 0, d);
         if (rc == -ETIMEDOUT && !atomic_load(&p->sup_done))
@@ -969,6 +1052,13 @@ void mp_pool_free(mp_pool_t *p)
         return;
     mp_pool_terminate(p);
     pools_link(p, 0);
+    if (tl_pool == p) {
+        pthread_mutex_lock(&p->mu);
+        p->free_pending = 1; /* the supervisor releases it as it ends */
+        pthread_mutex_unlock(&p->mu);
+        wake_supervisor(p->efd);
+        return;
+    }
     pool_release(p);
 }
 
@@ -1119,9 +1209,19 @@ static size_t default_chunk(size_t n, int workers)
     return c ? c : 1;
 }
 
+/* What the caller side of a map result holds, set before the job is
+ * queued (a fast task may complete it, and run its callback, at once). */
+typedef struct {
+    void *out;
+    int *item_rc;
+    void (*progress)(size_t, size_t, void *);
+    void *progress_user;
+    int log; /* unordered imap: keep the completion order */
+} mapside_t;
+
 static int map_submit(mp_pool_t *p, mp_map_fn fn, const void *in, size_t n, size_t in_size,
                       size_t out_size, size_t chunk, int per_item, const mp_async_opts_t *cb,
-                      mp_async_t **out)
+                      const mapside_t *side, mp_async_t **out)
 {
     if (!usable(p) || !fn || !out || (n && (!in || !in_size)))
         return -EINVAL;
@@ -1133,7 +1233,7 @@ static int map_submit(mp_pool_t *p, mp_map_fn fn, const void *in, size_t n, size
     int rc = fn_index(p, (const void *)(uintptr_t)fn, &fi);
     if (rc < 0)
         return rc;
-    size_t nt = n ? (n + chunk - 1) / chunk : 0;
+    size_t nt = n / chunk + (n % chunk != 0); /* no overflow, whatever chunk */
     if (nt > UINT32_MAX - 1)
         return -E2BIG;
     job_t *j = mp__arena_alloc(sizeof *j + nt * sizeof(task_t));
@@ -1150,7 +1250,9 @@ static int map_submit(mp_pool_t *p, mp_map_fn fn, const void *in, size_t n, size
         j->in = mp__arena_alloc_raw(n * in_size);
         j->out = out_size ? mp__arena_alloc_raw(n * out_size) : NULL;
         j->rc = per_item ? mp__arena_alloc(n * sizeof(int32_t)) : NULL;
-        if (!j->in || (out_size && !j->out) || (per_item && !j->rc)) {
+        j->log = side->log ? mp__arena_alloc(nt * sizeof(uint32_t)) : NULL;
+        if (!j->in || (out_size && !j->out) || (per_item && !j->rc) ||
+            (side->log && !j->log)) {
             j->refs = 1;
             job_unref(j);
             return -ENOMEM;
@@ -1167,11 +1269,25 @@ static int map_submit(mp_pool_t *p, mp_map_fn fn, const void *in, size_t n, size
         job_unref(j);
         return -ENOMEM;
     }
+    a->out = side->out;
+    a->item_rc = side->item_rc;
+    a->progress = side->progress;
+    a->progress_user = side->progress_user;
     if (nt == 0) {
-        /* Nothing to do: ready at once (callbacks run from the handler). */
+        /* Nothing to do: ready at once; the callback runs from the handler,
+         * which must still be there (checked under pool->mu as enqueue). */
         atomic_store(&j->refs, 1);
-        if (j->notify)
-            push_done(p->b, j);
+        pthread_mutex_lock(&p->mu);
+        rc = atomic_load(&p->state) == P_RUN ? 0 : MP_ECLOSED;
+        if (rc == 0 && j->notify)
+            push_done(p->b, j, PUSH_SUP);
+        pthread_mutex_unlock(&p->mu);
+        if (rc < 0) {
+            job_unref(j);
+            pthread_mutex_destroy(&a->mu);
+            free(a);
+            return rc;
+        }
         *out = a;
         return 0;
     }
@@ -1193,17 +1309,14 @@ int mp_pool_map_async(mp_pool_t *p, mp_map_fn fn, const void *in, size_t n, size
     if (!p || (n && out_size && !out))
         return -EINVAL;
     size_t chunk = o && o->chunksize ? o->chunksize : default_chunk(n, p->n);
-    int rc = map_submit(p, fn, in, n, in_size, out_size, chunk, o && o->item_rc,
-                        o ? &o->async : NULL, res);
-    if (rc < 0)
-        return rc;
-    (*res)->out = out;
+    mapside_t side = {.out = out};
     if (o) {
-        (*res)->item_rc = o->item_rc;
-        (*res)->progress = o->progress;
-        (*res)->progress_user = o->progress_user;
+        side.item_rc = o->item_rc;
+        side.progress = o->progress;
+        side.progress_user = o->progress_user;
     }
-    return 0;
+    return map_submit(p, fn, in, n, in_size, out_size, chunk, o && o->item_rc,
+                      o ? &o->async : NULL, &side, res);
 }
 
 int mp_pool_map(mp_pool_t *p, mp_map_fn fn, const void *in, size_t n, size_t in_size,
@@ -1359,6 +1472,7 @@ static void run_callbacks(mp_pool_t *p)
     while (j) {
         job_t *next = atomic_load(&j->dnext);
         mp_async_t *a = (mp_async_t *)j->cookie;
+        atomic_store(&j->pushed, PUSH_CB_RUN);
         async_final(a);
         cb_running = a;
         if (a->rc == 0 && a->cb.callback)
@@ -1385,16 +1499,17 @@ static int imap_new(mp_pool_t *p, mp_map_fn fn, const void *in, size_t n, size_t
     mp_imap_t *m = calloc(1, sizeof *m);
     if (!m)
         return -ENOMEM;
-    int rc = map_submit(p, fn, in, n, in_size, out_size, chunk, 1, NULL, &m->a);
+    mapside_t side = {.log = unordered};
+    if (o) {
+        side.progress = o->progress;
+        side.progress_user = o->progress_user;
+    }
+    int rc = map_submit(p, fn, in, n, in_size, out_size, chunk, 1, NULL, &side, &m->a);
     if (rc < 0) {
         free(m);
         return rc;
     }
     m->unordered = unordered;
-    if (o) {
-        m->a->progress = o->progress;
-        m->a->progress_user = o->progress_user;
-    }
     if (unordered && m->a->job->ntasks) {
         m->yielded = calloc(m->a->job->ntasks, 1);
         if (!m->yielded) {
@@ -1431,13 +1546,29 @@ static int imap_wait(mp_imap_t *m, uint32_t *ti, mp__deadline_t d)
             if (atomic_load(&j->tasks[*ti].state) == T_DONE)
                 return 0;
         } else {
-            while (m->scan < j->ntasks && m->yielded[m->scan])
-                m->scan++;
-            for (uint32_t i = m->scan; i < j->ntasks; i++)
-                if (!m->yielded[i] && atomic_load(&j->tasks[i].state) == T_DONE) {
-                    *ti = i;
+            /* The completion log: one step per chunk. */
+            uint32_t nl = atomic_load(&j->nlog);
+            while (m->lpos < nl) {
+                uint32_t e = atomic_load(&j->log[m->lpos]);
+                if (!e)
+                    break; /* being written, or its writer died: scan */
+                m->lpos++;
+                if (!m->yielded[e - 1]) {
+                    *ti = e - 1;
                     return 0;
                 }
+            }
+            /* A hole in the log, or a completion the log never got (its
+             * worker died completing it): look at the tasks themselves. */
+            if (m->lpos < nl || atomic_load(&j->nsettled)) {
+                while (m->scan < j->ntasks && m->yielded[m->scan])
+                    m->scan++;
+                for (uint32_t i = m->scan; i < j->ntasks; i++)
+                    if (!m->yielded[i] && atomic_load(&j->tasks[i].state) == T_DONE) {
+                        *ti = i;
+                        return 0;
+                    }
+            }
         }
         if (d != MP__NEVER && mp__now_ns() >= d)
             return -ETIMEDOUT;

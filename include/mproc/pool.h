@@ -22,7 +22,8 @@
  * that waits (map, get, wait, next). A callback must not block on the pool.
  *
  * A pool is used only by the process that made it (any of its threads); its
- * workers are daemonic. mp_pool_free terminates a pool that is still running
+ * workers are daemonic. A pool knows at most 256 distinct task functions
+ * (initializer included): past that, submitting a new one returns -E2BIG. mp_pool_free terminates a pool that is still running
  * and never leaves a worker behind. */
 #ifndef MPROC_POOL_H
 #define MPROC_POOL_H
@@ -90,8 +91,8 @@ typedef struct {
  * Python: Pool(processes, initializer, initargs, maxtasksperchild). */
 MP_API int mp_pool_new(mp_pool_t **out, int processes, const mp_pool_opts_t *opts);
 
-/* mp_thread_pool_new is the same with threads (opts->start_method ignored).
- * Python: multiprocessing.pool.ThreadPool. */
+/* mp_thread_pool_new is the same with threads (opts->start_method ignored;
+ * a daemonic process may make one). Python: multiprocessing.pool.ThreadPool. */
 MP_API int mp_thread_pool_new(mp_pool_t **out, int threads, const mp_pool_opts_t *opts);
 
 /* mp_pool_close stops accepting tasks; the workers exit once every queued
@@ -100,18 +101,24 @@ MP_API int mp_pool_close(mp_pool_t *p);
 
 /* mp_pool_terminate stops at once: every queued task fails with
  * MP_ETERMINATED (error callbacks run), worker processes are killed (their
- * tasks fail the same way), worker threads finish the task in hand.
- * Returns promptly whatever is queued. Python: terminate. */
+ * tasks fail the same way). A process pool returns promptly whatever is
+ * queued; a ThreadPool's workers cannot be killed, so it returns once each
+ * has finished the task in hand. Called from one of the pool's callbacks or
+ * ThreadPool tasks, it stops the pool and returns without waiting.
+ * Python: terminate. */
 MP_API int mp_pool_terminate(mp_pool_t *p);
 
 /* mp_pool_join waits for every worker to exit, at most timeout seconds;
  * once it returned 0, every callback of the pool's results has run.
  * Returns: 0; MP_ERUNNING (neither closed nor terminated); -ETIMEDOUT;
+ * -EDEADLK (called from the pool's own callback or ThreadPool task);
  * -EINVAL. Python: join. */
 MP_API int mp_pool_join(mp_pool_t *p, double timeout);
 
 /* mp_pool_free terminates the pool if it is still running, joins it and
- * frees it. Results already handed out stay readable. NULL is ignored. */
+ * frees it. Results already handed out stay readable. From the pool's own
+ * callback or ThreadPool task, the pool is freed once that returns. NULL is
+ * ignored. */
 MP_API void mp_pool_free(mp_pool_t *p);
 
 /* mp_pool_size: the number of workers. mp_pool_worker_pids copies the pids
@@ -150,7 +157,8 @@ MP_API int mp_pool_apply(mp_pool_t *p, mp_task_fn fn, const void *arg, size_t ar
  *   with the lowest index, whose index goes to *failed (may be NULL); items
  *   of a chunk whose worker died fail with MP_EWORKERDIED. -EINVAL for NULL
  *   fn, in_size 0 with n > 0, NULL in or out with n > 0; MP_ECLOSED.
- * n == 0 returns 0 at once. Python: map(func, iterable, chunksize). */
+ * n == 0 returns 0 at once (MP_ECLOSED on a closed pool).
+ * Python: map(func, iterable, chunksize). */
 MP_API int mp_pool_map(mp_pool_t *p, mp_map_fn fn, const void *in, size_t n,
                        size_t in_size, void *out, size_t out_size,
                        const mp_map_opts_t *opts, size_t *failed);
@@ -188,8 +196,9 @@ MP_API int mp_async_successful(mp_async_t *r);
 MP_API int mp_async_failed(mp_async_t *r, size_t *index);
 
 /* mp_async_free releases the caller's handle. A result still running goes on
- * and is released when done; a map's out buffer must then stay valid until
- * then or the pool is freed. NULL is ignored. */
+ * and is released when done; a map_async with a callback still writes its
+ * out buffer before the callback, which must then stay valid until it ran
+ * or the pool is freed. NULL is ignored. */
 MP_API void mp_async_free(mp_async_t *r);
 
 /* ---- imap ---------------------------------------------------------------------- */
@@ -206,7 +215,8 @@ MP_API int mp_pool_imap_unordered(mp_pool_t *p, mp_map_fn fn, const void *in, si
                                   size_t in_size, size_t out_size,
                                   const mp_map_opts_t *opts, mp_imap_t **it);
 
-/* mp_imap_next waits at most timeout seconds for the next item, copies its
+/* mp_imap_next (one thread at a time per iterator) waits at most timeout
+ * seconds for the next item, copies its
  * result into out (out_size bytes; may be NULL) and its input index into
  * *index (may be NULL). Returns: 0; the item's own code (the item is
  * consumed, iteration goes on); MP_EWORKERDIED; MP_EEOF once every item was
