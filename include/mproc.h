@@ -25,6 +25,7 @@ extern "C" {
 #include "mproc/conn.h"
 #include "mproc/shm.h"
 #include "mproc/pool.h"
+#include "mproc/manager.h"
 
 #ifdef __cplusplus
 }

@@ -37,6 +37,7 @@
 #include <msgpack.h>
 
 #include "internal.h"
+#include "manager_int.h"
 
 _Static_assert(sizeof(mp_val_kv_t) == 2 * sizeof(mp_val_t),
                "a key/value pair must be two adjacent nodes");
@@ -193,6 +194,16 @@ static int sink_write(void *data, const char *buf, size_t len)
     }
     s->len += len;
     return 0;
+}
+
+int mp__val_check(const mp_val_t *v)
+{
+    return v ? check_val(v, 0) : -EINVAL;
+}
+
+int mp__val_pack_into(msgpack_packer *pk, const mp_val_t *v)
+{
+    return pack_val(pk, v) ? -ENOMEM : 0;
 }
 
 int mp_val_pack(const mp_val_t *v, void **buf, size_t *len)
