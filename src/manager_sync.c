@@ -1064,6 +1064,8 @@ int mp_mqueue_put(mp_proxy_t *q, const mp_val_t *v, double timeout)
 
 int mp_mqueue_get(mp_proxy_t *q, mp_val_t **v, double timeout)
 {
+    if (!v)
+        return -EINVAL; /* the item would be taken and lost */
     return mp_proxy_call(q, "get", NULL, 0, v, timeout);
 }
 

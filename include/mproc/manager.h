@@ -232,7 +232,9 @@ MP_API int mp_list_set_slice(mp_proxy_t *l, int64_t start, int64_t stop,
                              const mp_val_t *array);
 MP_API int mp_list_incr(mp_proxy_t *l, int64_t index, const mp_val_t *delta, mp_val_t **now);
 
-/* Value and Array (the typecode decides what is accepted). */
+/* Value (the typecode decides what is accepted). An Array answers the
+ * list's calls that keep its length: mp_list_get, _set, _len, _slice,
+ * _set_slice (same length only) and _incr. */
 MP_API int mp_mvalue_get(mp_proxy_t *v, mp_val_t **val);
 MP_API int mp_mvalue_set(mp_proxy_t *v, const mp_val_t *val);
 MP_API int mp_mvalue_incr(mp_proxy_t *v, const mp_val_t *delta, mp_val_t **now);
