@@ -222,6 +222,13 @@ int mpb_pool_apply_async_mproc_round(const mpb_round_t *r, double *value);
 int mpb_pool_apply_rtt_mproc_round(const mpb_round_t *r, double *value);
 int mpb_pool_map_sleep_mproc_round(const mpb_round_t *r, double *value);
 
+/* The manager cases (bench_manager.c): manager_dict (d[k] = i, then d[k]),
+ * manager_queue (put + get), manager_lock (acquire + release) from a child
+ * process; ops/s, one op being the pair of calls. param is unused. */
+int mpb_manager_dict_mproc_round(const mpb_round_t *r, double *value);
+int mpb_manager_queue_mproc_round(const mpb_round_t *r, double *value);
+int mpb_manager_lock_mproc_round(const mpb_round_t *r, double *value);
+
 /* mpb_vfault reports a worker's check failure on stderr ("mp_bench: who:
  * message (code name)") and keeps the first code in *failed; returns code. */
 int mpb_vfault(_Atomic int *failed, const char *who, int code, const char *fmt,

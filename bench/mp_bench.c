@@ -251,6 +251,28 @@ static const mpb_case_t cases[] = {
             PY_PEER("pool.py", "--case", "map_sleep"),
         },
     },
+    /* The manager cases: see bench_manager.c (one op = a pair of calls). */
+    {
+        .name = "manager_dict", .unit = "ops/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_manager_dict_mproc_round},
+        .peers = {
+            PY_PEER("manager.py", "--case", "dict"),
+        },
+    },
+    {
+        .name = "manager_queue", .unit = "ops/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_manager_queue_mproc_round},
+        .peers = {
+            PY_PEER("manager.py", "--case", "queue"),
+        },
+    },
+    {
+        .name = "manager_lock", .unit = "ops/s", .kind = MPB_RATE,
+        .mproc = {.name = "mproc", .round = mpb_manager_lock_mproc_round},
+        .peers = {
+            PY_PEER("manager.py", "--case", "lock"),
+        },
+    },
 };
 
 #define NCASES (sizeof cases / sizeof cases[0])
