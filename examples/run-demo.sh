@@ -5,7 +5,8 @@
 # Exits 1 if any story fails (non-zero exit, or no end within a minute).
 #
 # To add a story: add a line "program|heading" to STORIES, where program is
-# the name of examples/<program>.c.
+# the name of examples/<program>.c, or of a function below that runs a story
+# made of several programs.
 set -u
 
 STORIES='
@@ -37,6 +38,8 @@ pool_story|进程池: apply, apply_async, 回调函数
 pool_result|进程池: AsyncResult 与 terminate
 pool_progress|进程池: map 与进度条
 pool_echo_server|进程池版TCP服务端
+manager_countdown|共享数据: Manager (count-down, 加锁与不加锁)
+manager_queue|Manager over TCP: 工作队列 (server, worker, feeder)
 '
 
 build=${1:?usage: run-demo.sh BUILD_DIR [fork|spawn|forkserver]}
@@ -45,13 +48,65 @@ bin=$build/examples
 limit=
 command -v timeout >/dev/null 2>&1 && limit="timeout 60"
 
+# manager_queue: three programs, as one would run them in three terminals:
+# manager_queue_server (it writes its address to a file), then
+# manager_queue_worker ADDRESS [method] in the background, then
+# manager_queue_feeder ADDRESS, which shuts the server down at the end.
+# Returns 0 if all three exit with 0; if the server never gives its address
+# or the feeder fails, the others are stopped (SIGTERM) rather than waited
+# for.
+manager_queue() {
+    for p in manager_queue_server manager_queue_worker manager_queue_feeder; do
+        if [ ! -x "$bin/$p" ]; then
+            echo "run-demo: $bin/$p is missing (build first)" >&2
+            return 1
+        fi
+    done
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/mproc-demo.XXXXXX") || return 1
+    $limit "$bin/manager_queue_server" "$dir/address" &
+    server=$!
+    tries=0
+    while [ ! -s "$dir/address" ]; do
+        if ! kill -0 "$server" 2>/dev/null || [ "$tries" -ge 100 ]; then
+            echo "run-demo: manager_queue_server gave no address" >&2
+            kill "$server" 2>/dev/null
+            wait "$server"
+            rm -rf "$dir"
+            return 1
+        fi
+        sleep 0.1
+        tries=$((tries + 1))
+    done
+    address=$(cat "$dir/address")
+    rm -rf "$dir"
+    $limit "$bin/manager_queue_worker" "$address" ${method:+"$method"} &
+    worker=$!
+    $limit "$bin/manager_queue_feeder" "$address"
+    feeder_rc=$?
+    if [ "$feeder_rc" -ne 0 ]; then
+        kill "$worker" "$server" 2>/dev/null
+    fi
+    wait "$worker"
+    worker_rc=$?
+    wait "$server"
+    server_rc=$?
+    [ "$feeder_rc" -eq 0 ] && [ "$worker_rc" -eq 0 ] && [ "$server_rc" -eq 0 ] && return 0
+    echo "run-demo: manager_queue: server $server_rc, worker $worker_rc, feeder $feeder_rc" >&2
+    return 1
+}
+
 failed=
 count=0
 while IFS='|' read -r prog title; do
     [ -n "$prog" ] || continue
     count=$((count + 1))
     echo "== $title: $prog${method:+ ($method)} =="
-    if [ ! -x "$bin/$prog" ]; then
+    if [ "$prog" = manager_queue ]; then
+        if ! manager_queue; then
+            echo "run-demo: $prog FAILED" >&2
+            failed="$failed $prog"
+        fi
+    elif [ ! -x "$bin/$prog" ]; then
         echo "run-demo: $bin/$prog is missing (build first)" >&2
         failed="$failed $prog"
     elif ! $limit "$bin/$prog" ${method:+"$method"}; then

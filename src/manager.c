@@ -1145,6 +1145,16 @@ static int pack_id_type(msgpack_packer *pk, uint64_t id, const char *type)
     return msgpack_pack_str_body(pk, type, n) ? -ENOMEM : 0;
 }
 
+/* Wakes every waiter of every object (they see stopping: MP_EEOF). */
+static void wake_all(mgr_server_t *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->nobjs; i++)
+        if (s->objs[i])
+            mgr_wake(s->objs[i]);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void server_stop(mgr_server_t *s)
 {
     if (atomic_exchange(&s->stopping, 1))
@@ -1152,11 +1162,7 @@ static void server_stop(mgr_server_t *s)
     char one = 1;
     ssize_t w = write(s->stop_pipe[1], &one, 1);
     (void)w;
-    pthread_mutex_lock(&s->mu);
-    for (size_t i = 0; i < s->nobjs; i++)
-        if (s->objs[i])
-            mgr_wake(s->objs[i]);
-    pthread_mutex_unlock(&s->mu);
+    wake_all(s);
 }
 
 /* The manager's own methods (id 0), under s->mu. */
@@ -1359,7 +1365,8 @@ static int server_init(mgr_server_t *s, const mp_manager_opts_t *o, const char *
     }
     if (pipe2(s->stop_pipe, O_CLOEXEC) < 0)
         return -errno;
-    return mp_listener_new(&s->l, address, NULL);
+    mp_listener_opts_t lo = {.backlog = 16}; /* as Python's manager server */
+    return mp_listener_new(&s->l, address, &lo);
 }
 
 static void server_release(mgr_server_t *s)
@@ -1426,7 +1433,10 @@ static int server_run(mgr_server_t *s)
         if (e)
             client_end(cl);
     }
+    /* However the stop came (a client, mp_mserver_stop from a signal
+     * handler), no waiter may stay asleep. */
     server_stop(s);
+    wake_all(s);
     mp_listener_close(s->l);
     pthread_mutex_lock(&s->mu);
     for (mgr_client_t *cl = s->clients; cl; cl = cl->next)
