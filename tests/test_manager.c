@@ -48,6 +48,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -2299,6 +2301,25 @@ static void *serve_thread(void *p)
  * this process with this process's key: a client here uses its dict;
  * mp_mserver_stop from another thread ends serve_forever with 0; once the
  * server is freed the client's calls say MP_EEOF. */
+typedef struct {
+    mp_proxy_t *q;
+    int rc;
+    pid_t tid;
+} blocked_arg_t;
+
+/* blocked_get: get from an empty queue without a timeout (on its own
+ * connection: a thread of its own). Nothing but the stop can end it: no
+ * other client's disconnect touches a queue. */
+static void *blocked_get(void *arg)
+{
+    blocked_arg_t *a = arg;
+    __atomic_store_n(&a->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+    mp_val_t *v = NULL;
+    a->rc = mp_mqueue_get(a->q, &v, MP_FOREVER);
+    mp_val_free(v);
+    return NULL;
+}
+
 static void remote_thread_stop(void **state)
 {
     mp_manager_opts_t o;
@@ -2308,6 +2329,7 @@ static void remote_thread_stop(void **state)
     mp_val_t one = mp_val_int(1);
     mp_assert_int(mp_mserver_add(s, "d", "dict", NULL, 0), 0);
     mp_assert_int(mp_mserver_add(s, "sem", "Semaphore", &one, 1), 0);
+    mp_assert_int(mp_mserver_add(s, "q", "Queue", NULL, 0), 0);
     int arc = mp_mserver_add(s, "x", "NoSuchType", NULL, 0);
     if (arc != -ENOENT && arc != -EINVAL)
         mp_test_fail("publishing an object of an unknown type gave %d%s\n", arc,
@@ -2330,6 +2352,19 @@ static void remote_thread_stop(void **state)
     dict_expect_int(d, "k", 3, "d['k'] on a served dict");
     mp_assert_int(mp_mlock_acquire(sem, 0), 0);
     expect_quick(mp_mlock_acquire(sem, 0), -ETIMEDOUT, "acquire(0) of a served semaphore at 0");
+    /* A client blocked without a timeout when the server is stopped: the
+     * stop wakes it (MP_EEOF) and serve_forever returns. */
+    static blocked_arg_t ba;
+    mp_proxy_t *q = NULL;
+    mp_assert_int(mp_manager_get(c, "q", &q), 0);
+    ba.q = q;
+    ba.rc = INT_MIN;
+    ba.tid = 0;
+    pthread_t bt;
+    mp_assert_int(pthread_create(&bt, NULL, blocked_get, &ba), 0);
+    while (!__atomic_load_n(&ba.tid, __ATOMIC_ACQUIRE))
+        sched_yield();
+    mp_test_wait_asleep(ba.tid, "a client in get(MP_FOREVER)");
     mp_mserver_stop(s);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -2339,10 +2374,15 @@ static void remote_thread_stop(void **state)
         mp_test_fail("serve_forever did not return within %.0f s of mp_mserver_stop\n",
                      MP_TEST_LONG);
     mp_assert_int(sa.rc, 0);
+    mp_assert_int(pthread_join(bt, NULL), 0);
+    if (ba.rc != MP_EEOF)
+        mp_test_fail("get(MP_FOREVER) blocked when the server stopped gave %d%s\n",
+                     ba.rc, mp_test_codename(ba.rc));
     mp_mserver_free(s);
     expect_quick(mp_dict_set(d, &one, &one), MP_EEOF, "a call after the server was freed");
     mp_proxy_free(d);
     mp_proxy_free(sem);
+    mp_proxy_free(q);
     mp_manager_free(c);
 }
 
