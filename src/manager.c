@@ -94,7 +94,12 @@ static int multi_cpu(void)
 static int frd_fill(frd_t *r, mp__deadline_t d)
 {
     int64_t spin_end = 0;
+    /* On one CPU the peer cannot have answered yet: sleep in the read at
+     * once (a look first would be one more system call per message). */
+    int look = multi_cpu() || d != MP__NEVER;
     for (;;) {
+        if (!look)
+            goto block;
         ssize_t n = recv(r->fd, r->buf + r->len, r->cap - r->len, MSG_DONTWAIT);
         if (n > 0) {
             r->len += (size_t)n;
@@ -118,6 +123,7 @@ static int frd_fill(frd_t *r, mp__deadline_t d)
             }
         }
         if (d == MP__NEVER) {
+        block:
             n = recv(r->fd, r->buf + r->len, r->cap - r->len, 0);
             if (n > 0) {
                 r->len += (size_t)n;
