@@ -409,20 +409,32 @@ static int check_name(const char *name, char out[NAME_CAP])
 
 /* make_name writes a fresh name as Python makes them: "/psm_" + 8 hex. The
  * bits come from a per-process generator seeded once from getrandom (and
- * again in a child: the pid is mixed in), not a system call per name; a
- * taken name is retried by the caller, so they only need to differ. */
+ * again in a fork child, told by an atfork handler: the pid is mixed in),
+ * not a system call per name; a taken name is retried by the caller, so
+ * they only need to differ. */
 static _Atomic uint64_t name_state;
-static _Atomic pid_t name_pid;
+static _Atomic int name_seeded;
+static pthread_once_t name_once = PTHREAD_ONCE_INIT;
+
+static void name_forked(void)
+{
+    atomic_store(&name_seeded, 0);
+}
+
+static void name_atfork(void)
+{
+    pthread_atfork(NULL, NULL, name_forked);
+}
 
 static void make_name(char out[NAME_CAP])
 {
-    pid_t me = getpid();
-    if (atomic_load(&name_pid) != me) {
+    if (!atomic_load(&name_seeded)) {
+        pthread_once(&name_once, name_atfork);
         uint64_t seed = 0;
         if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
             seed = (uint64_t)mp__now_ns();
-        atomic_store(&name_state, seed ^ ((uint64_t)me << 32));
-        atomic_store(&name_pid, me);
+        atomic_store(&name_state, seed ^ ((uint64_t)getpid() << 32));
+        atomic_store(&name_seeded, 1);
     }
     uint64_t x = atomic_fetch_add(&name_state, 0x9e3779b97f4a7c15ull) + 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
