@@ -448,6 +448,26 @@ static int t_recv1(void *arg)
     return 0;
 }
 
+/* t_recv_into1 (a thread) is t_recv1 with recv_bytes_into (a 256-byte
+ * buffer, at offset 3). */
+static int t_recv_into1(void *arg)
+{
+    targ_t *a = arg;
+    board_t *b = a->b;
+    drop_all(a);
+    b->tid[a->id] = mp_test_tid();
+    mp_test_word_inc(&b->ready);
+    unsigned char buf[256];
+    size_t len = 0;
+    int rc = mp_conn_recv_bytes_into(a->in, buf, sizeof buf, 3, &len, a->timeout);
+    b->rc[a->id] = rc;
+    b->cnt[a->id] = (int64_t)len;
+    if (rc == 0)
+        b->rc2[a->id] = len != a->size ? 1 : mp_test_pat_bad(buf + 3, len, a->key) >= 0 ? 2 : 0;
+    mp_test_word_inc(&b->done);
+    return 0;
+}
+
 /* t_poll1 (a thread) polls in with a->timeout and records the result and
  * the time it returned. */
 static int t_poll1(void *arg)
@@ -1741,6 +1761,36 @@ static void from_fd_nonblocking(void **state)
     mp_assert_int(b->rc2[0], 0);
     mp_assert_int(send_pat(w, 10, 83), 0);
     expect_pat(r, 10, 83, "a small one with a deadline");
+
+    /* recv_bytes_into without a deadline while a frame arrives in pieces
+     * (the receiver asleep before each): `pre` bytes already there when it
+     * starts (a header and part of a body: read at once, then it waits for
+     * the rest), then `mid` bytes, then the rest: one whole message. */
+    unsigned char msg[4 + 100];
+    msg[0] = msg[1] = msg[2] = 0;
+    msg[3] = 100;
+    mp_test_pat_fill(msg + 4, 100, 84);
+    static const size_t cuts[][2] = {{0, 2}, {44, 0}, {2, 42}, {64, 20}, {4, 0}};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        size_t at = cuts[k][0];
+        if (at)
+            mp_assert_int(write(p[1], msg, at), (ssize_t)at);
+        memset(b, 0, sizeof *b);
+        targ_t ia = {.b = b, .in = r, .id = 0, .size = 100, .key = 84, .timeout = MP_FOREVER};
+        mp_party_start(&y, 0, t_recv_into1, &ia, sizeof ia);
+        mp_test_wait_word(&b->ready, 1, "the receiver (into)");
+        if (cuts[k][1]) {
+            mp_test_wait_asleep(b->tid[0], "the receiver between pieces");
+            mp_assert_int(write(p[1], msg + at, cuts[k][1]), (ssize_t)cuts[k][1]);
+            at += cuts[k][1];
+        }
+        mp_test_wait_asleep(b->tid[0], "the receiver before the last piece");
+        mp_assert_int(write(p[1], msg + at, sizeof msg - at), (ssize_t)(sizeof msg - at));
+        mp_assert_int(mp_party_join(&y), 0);
+        if (b->rc[0] != 0 || b->rc2[0] != 0 || b->cnt[0] != 100)
+            mp_test_fail("a frame in pieces (case %zu): rc %d, check %d, %lld bytes\n", k,
+                         (int)b->rc[0], (int)b->rc2[0], (long long)b->cnt[0]);
+    }
     mp_conn_free(r);
     mp_conn_free(w);
     mp__arena_free(b);
