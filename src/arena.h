@@ -67,6 +67,7 @@ MP_HIDDEN int mp__arena_attach(int fd, uintptr_t base, size_t reserve);
  * unavailable or the slot is out of range. */
 #define MP__ARENA_ROOTS 16
 #define MP__ROOT_FORKSERVER 0
+#define MP__ROOT_MANAGER 1
 MP_HIDDEN void *mp__arena_root(int slot, size_t size, void (*init)(void *));
 
 /* Test hook: when set, called inside the allocator's critical section after
