@@ -369,7 +369,7 @@ static void mroot_init(void *p)
     uint64_t t = 0;
     if (getrandom(&t, sizeof t, 0) != (ssize_t)sizeof t)
         t = (uint64_t)mp__now_ns() ^ ((uint64_t)getpid() << 32);
-    r->token = t | 1;
+    r->token = (t >> 1) | 1; /* never 0, and an int64 on the wire */
 }
 
 static void chan_unref(chan_t *ch)
@@ -413,6 +413,13 @@ static int chan_wait(_Atomic uint32_t *w, uint32_t v, int fd, mp__deadline_t d,
     if (multi_cpu()) {
         int64_t end = mp__now_ns() + RD_SPIN_NS;
         while (atomic_load(w) == v && mp__now_ns() < end)
+            sched_yield();
+    } else {
+        /* One CPU: the peer we just woke is runnable here; handing it the
+         * CPU directly makes two switches a request. Sleeping at once lets
+         * the wake-up preempt us part of the time instead: a third switch
+         * per request in about half the runs, measured. */
+        for (int i = 0; i < 2 && atomic_load(w) == v; i++)
             sched_yield();
     }
     while (atomic_load(w) == v) {
@@ -1419,7 +1426,7 @@ static int manager_call(mgr_server_t *s, mgr_client_t *cl, const char *method,
     if (!strcmp(method, "channel")) {
         /* A client of our family offers a channel in the arena we share. */
         if (nargs != 2 || args[0].type != MP_VAL_INT || args[1].type != MP_VAL_INT ||
-            fuzz_mode || !cl || cl->chan)
+            args[0].v.i <= 0 || fuzz_mode || !cl || cl->chan)
             return -EINVAL;
         uint64_t tok = family_token();
         chan_t *ch = (chan_t *)(uintptr_t)(uint64_t)args[0].v.i;
