@@ -440,20 +440,8 @@ static int chan_wait(_Atomic uint32_t *w, uint32_t v, int fd, mp__deadline_t d,
 
 /* ---- the client: connections per thread ---------------------------------------- */
 
-/* The pid, cached (reset in a fork child): checked on every call. */
-static pid_t self_pid;
-static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
-static void pid_reset(void) { self_pid = 0; }
-static void pid_atfork(void) { pthread_atfork(NULL, NULL, pid_reset); }
-
-static pid_t me(void)
-{
-    if (!self_pid) {
-        pthread_once(&pid_once, pid_atfork);
-        self_pid = getpid();
-    }
-    return self_pid;
-}
+/* The pid is checked on every call: mp__self_pid costs no system call. */
+#define me() mp__self_pid()
 
 typedef struct {
     char address[MP_ADDRESS_MAX];

@@ -657,20 +657,9 @@ static void fail_queue(board_t *b, int code)
     }
 }
 
-/* The pid, cached: every call checks that the caller owns the pool. */
-static pid_t self_pid;
-static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
-static void pid_reset(void) { self_pid = 0; }
-static void pid_atfork(void) { pthread_atfork(NULL, NULL, pid_reset); }
-
-static pid_t me(void)
-{
-    if (!self_pid) {
-        pthread_once(&pid_once, pid_atfork);
-        self_pid = getpid();
-    }
-    return self_pid;
-}
+/* Every call checks that the caller owns the pool: the pid costs no system
+ * call (mp__self_pid). */
+#define me() mp__self_pid()
 
 /* At exit, the pools still running are terminated (as Python's finalizers
  * do), before mproc's own exit handler stops the daemonic children: this

@@ -98,6 +98,10 @@ MP_HIDDEN int mp__robust_unlock(mp__robust_t *m);
 MP_HIDDEN int mp__robust_owned(const mp__robust_t *m);
 MP_HIDDEN int mp__robust_held(const mp__robust_t *m);
 
+/* mp__self_pid returns getpid(), cached (an atfork handler resets it in a
+ * fork child), for checks made on every call. */
+MP_HIDDEN pid_t mp__self_pid(void);
+
 /* mp__gettid returns the calling thread's kernel id (cached per thread). */
 MP_HIDDEN pid_t mp__gettid(void);
 

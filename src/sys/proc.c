@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -116,4 +117,20 @@ int mp__die_with_parent(int alive_fd)
         kill(getpid(), SIGKILL);
     /* fd stays open for the life of the process, on purpose. */
     return 0;
+}
+
+/* ---- the pid, cached ------------------------------------------------------- */
+
+static pid_t self_pid;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+static void self_reset(void) { self_pid = 0; }
+static void self_atfork(void) { pthread_atfork(NULL, NULL, self_reset); }
+
+pid_t mp__self_pid(void)
+{
+    if (!self_pid) {
+        pthread_once(&self_once, self_atfork);
+        self_pid = getpid();
+    }
+    return self_pid;
 }
