@@ -351,6 +351,8 @@ typedef struct {
     _Atomic uint32_t rep;     /* bumped by the server once the reply is there */
     _Atomic uint32_t closed;  /* set by the server as it stops */
     _Atomic uint32_t refs;    /* client + server: the last one frees it */
+    _Atomic uint32_t ans;     /* the request number the reply in buf answers */
+    uint32_t pad;
     unsigned char *buf;       /* arena; the client grows it between calls */
     uint64_t cap, len;
     unsigned char *big;       /* a reply larger than cap (arena; the client frees it) */
@@ -406,7 +408,8 @@ static int sock_gone(int fd)
 }
 
 /* Waits until *w != v, looking at the socket between slices; spins first
- * with another CPU. Returns 0, MP_EEOF (the peer is gone) or -ETIMEDOUT. */
+ * with another CPU. Returns 0, MP_EEOF (the peer closed the socket: gone),
+ * MP_ECLOSED (the server closed the channel) or -ETIMEDOUT. */
 static int chan_wait(_Atomic uint32_t *w, uint32_t v, int fd, mp__deadline_t d,
                      _Atomic uint32_t *closed)
 {
@@ -424,7 +427,7 @@ static int chan_wait(_Atomic uint32_t *w, uint32_t v, int fd, mp__deadline_t d,
     }
     while (atomic_load(w) == v) {
         if (closed && atomic_load(closed))
-            return MP_EEOF;
+            return MP_ECLOSED;
         int64_t now = mp__now_ns();
         if (d != MP__NEVER && now >= d)
             return -ETIMEDOUT;
@@ -446,10 +449,75 @@ static int chan_wait(_Atomic uint32_t *w, uint32_t v, int fd, mp__deadline_t d,
 typedef struct {
     char address[MP_ADDRESS_MAX];
     pid_t pid;
-    mp_conn_t *conn;
-    frd_t rd;
+    frd_t rd;                 /* rd.fd: the socket, close-on-exec */
     chan_t *ch;               /* the shared-memory channel, or NULL */
 } centry_t;
+
+/* Every manager socket of this process, so that a fork child closes them
+ * all at once (an atfork handler): a child holding its parent's socket
+ * would hide the parent's death from the server. They are plain
+ * close-on-exec descriptors, not Connections, so spawn and forkserver
+ * children never receive them either. */
+static pthread_mutex_t fds_mu = PTHREAD_MUTEX_INITIALIZER;
+static int *fds;
+static size_t nfds, capfds;
+static pthread_once_t fds_once = PTHREAD_ONCE_INIT;
+
+static void fds_child(void)
+{
+    pthread_mutex_init(&fds_mu, NULL);
+    for (size_t i = 0; i < nfds; i++)
+        close(fds[i]);
+    nfds = 0;
+}
+
+static void fds_init(void)
+{
+    pthread_atfork(NULL, NULL, fds_child);
+}
+
+static int fds_add(int fd)
+{
+    pthread_once(&fds_once, fds_init);
+    pthread_mutex_lock(&fds_mu);
+    int rc = 0;
+    if (nfds == capfds) {
+        size_t cap = capfds ? capfds * 2 : 16;
+        int *n = realloc(fds, cap * sizeof *n);
+        if (n) {
+            fds = n;
+            capfds = cap;
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    if (rc == 0)
+        fds[nfds++] = fd;
+    pthread_mutex_unlock(&fds_mu);
+    return rc;
+}
+
+/* Closes fd (ours) and forgets it. */
+static void fds_close(int fd)
+{
+    pthread_mutex_lock(&fds_mu);
+    for (size_t i = 0; i < nfds; i++)
+        if (fds[i] == fd) {
+            fds[i] = fds[--nfds];
+            break;
+        }
+    close(fd);
+    pthread_mutex_unlock(&fds_mu);
+}
+
+/* Lets go of an entry of this process: the channel first, then the socket
+ * (the server frees a channel outright once the socket is closed). */
+static void entry_close(centry_t *e)
+{
+    chan_unref(e->ch);
+    e->ch = NULL;
+    fds_close(e->rd.fd);
+}
 
 typedef struct {
     centry_t e[CACHE_MAX];
@@ -463,10 +531,8 @@ static void cache_destroy(void *arg)
 {
     cache_t *c = arg;
     for (int i = 0; i < c->n; i++) {
-        if (c->e[i].pid == me()) {
-            mp_conn_free(c->e[i].conn);
-            chan_unref(c->e[i].ch);
-        }
+        if (c->e[i].pid == me())
+            entry_close(&c->e[i]);
         free(c->e[i].rd.buf);
     }
     free(c);
@@ -493,10 +559,8 @@ static cache_t *cache_get(void)
 
 static void cache_drop(cache_t *c, int i)
 {
-    if (c->e[i].pid == me()) {
-        mp_conn_free(c->e[i].conn);
-        chan_unref(c->e[i].ch);
-    }
+    if (c->e[i].pid == me())
+        entry_close(&c->e[i]); /* a fork child's copy was closed at fork */
     free(c->e[i].rd.buf);
     c->e[i] = c->e[--c->n];
 }
@@ -525,18 +589,20 @@ static int sock_call(centry_t *e, const void *req, size_t len, size_t max, mp__d
 }
 
 /* Offers the server a channel in our arena; keeps it if the server shares
- * the arena (same family token) and takes it. Best effort: the socket
- * serves otherwise. */
-static void chan_open(centry_t *e, size_t max)
+ * the arena (same family token) and takes it; the socket serves otherwise.
+ * Returns 0, or the error of the exchange, after which the caller drops
+ * the connection (whether the server took the channel is unknown then, so
+ * the block is left to it). */
+static int chan_open(centry_t *e, size_t max)
 {
     uint64_t token = family_token();
     if (!token)
-        return;
+        return 0;
     chan_t *ch = mp__arena_alloc(sizeof *ch);
     unsigned char *buf = ch ? mp__arena_alloc_raw(CHAN_MIN) : NULL;
     if (!buf) {
         mp__arena_free(ch);
-        return;
+        return 0;
     }
     ch->buf = buf;
     ch->cap = CHAN_MIN;
@@ -558,16 +624,21 @@ static void chan_open(centry_t *e, size_t max)
     int64_t code = -1;
     size_t used;
     mp__deadline_t d;
-    if (!b.err && mp__deadline(CONNECT_TIMEOUT, &d) == 0 &&
-        sock_call(e, b.data, b.len, max, d, &reply, &rlen) == 0)
-        read_code(reply, rlen, &code, &used);
+    int rc = b.err ? -ENOMEM : mp__deadline(CONNECT_TIMEOUT, &d);
+    if (rc == 0)
+        rc = sock_call(e, b.data, b.len, max, d, &reply, &rlen);
+    if (rc == 0)
+        rc = read_code(reply, rlen, &code, &used);
+    if (rc < 0)
+        return rc; /* the block stays with whoever has it */
     if (code == 0) {
         e->ch = ch;
-        return;
+        return 0;
     }
-    /* Not taken (another family, an older server): ours alone. */
+    /* Refused (another family, another server): ours alone. */
     atomic_store(&ch->refs, 1);
     chan_unref(ch);
+    return 0;
 }
 
 /* One request through the channel: *reply points into the channel's
@@ -594,12 +665,14 @@ static int chan_call(centry_t *e, const void *req, size_t len, mp__deadline_t d,
     memcpy(ch->buf, req, len);
     ch->len = len;
     uint32_t r = atomic_load(&ch->rep);
-    atomic_fetch_add(&ch->req, 1);
+    uint32_t mine = atomic_fetch_add(&ch->req, 1) + 1;
     mp__futex_wake((const uint32_t *)&ch->req, 1);
     int rc = chan_wait(&ch->rep, r, e->rd.fd, d, &ch->closed);
     if (rc < 0)
-        return rc;
-    if (atomic_load(&ch->closed))
+        return rc == MP_ECLOSED ? MP_EEOF : rc;
+    /* A reply to this request counts even if the server closed right
+     * after it (the operation happened); anything else means it is gone. */
+    if (atomic_load(&ch->ans) != mine)
         return MP_EEOF;
     *reply = ch->big ? ch->big : ch->buf;
     *rlen = (size_t)ch->len;
@@ -630,15 +703,29 @@ static int conn_for(const mp_proxy_t *p, int *slot, centry_t **out)
         rc = connect_to(p->address, p->key, p->keylen, CONNECT_TIMEOUT, &conn);
     if (rc < 0)
         return gone(rc) ? MP_EEOF : rc;
+    /* After the handshake the socket is ours alone: a plain close-on-exec
+     * descriptor (see fds_add), not a Connection. */
+    int fd = fcntl(mp_conn_fileno(conn), F_DUPFD_CLOEXEC, 3);
+    rc = fd < 0 ? -errno : fds_add(fd);
+    mp_conn_free(conn);
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
     centry_t *e = &c->e[c->n];
     memset(e, 0, sizeof *e);
     snprintf(e->address, sizeof e->address, "%s", p->address);
     e->pid = me();
-    e->conn = conn;
-    e->rd.fd = mp_conn_fileno(conn);
+    e->rd.fd = fd;
     *slot = c->n++;
     *out = e;
-    chan_open(e, p->max_message);
+    rc = chan_open(e, p->max_message);
+    if (rc < 0) {
+        /* The offer's fate is unknown: the connection is out of step. */
+        cache_drop(c, *slot);
+        return gone(rc) ? MP_EEOF : rc;
+    }
     return 0;
 }
 
@@ -1368,9 +1455,11 @@ static void close_channels(mgr_server_t *s)
     pthread_mutex_lock(&s->mu);
     for (mgr_client_t *cl = s->clients; cl; cl = cl->next)
         if (cl->chan) {
+            /* Bump the words too, so a waiter that looked just before
+             * sleeps no slice at all. */
             atomic_store(&cl->chan->closed, 1);
+            atomic_fetch_add(&cl->chan->req, 1);
             mp__futex_wake((const uint32_t *)&cl->chan->req, INT32_MAX);
-            mp__futex_wake((const uint32_t *)&cl->chan->rep, INT32_MAX);
         }
     pthread_mutex_unlock(&s->mu);
 }
@@ -1528,35 +1617,64 @@ static void client_end(mgr_client_t *cl)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Is [p, p + n) inside the arena? */
+static int in_arena(const void *p, size_t n)
+{
+    return n && mp__arena_contains(p) && mp__arena_contains((const char *)p + n - 1);
+}
+
 /* Serves a client through its channel until it goes (its socket closes)
- * or the server stops; then lets go of the channel. */
+ * or the server stops; then lets go of the channel. The client's side of
+ * the block is not trusted: buf, cap and len are read once per request and
+ * checked against the arena, and the request is copied out before it is
+ * decoded (the decoder reads its input twice). */
 static void serve_channel(mgr_server_t *s, mgr_client_t *cl, int fd, buf_t *out)
 {
     chan_t *ch = cl->chan;
     uint32_t seen = 0; /* a fresh channel: its first request may be in already */
+    unsigned char *req = NULL;
+    size_t reqcap = 0;
+    int rc = 0;
     while (!atomic_load(&s->stopping)) {
-        if (chan_wait(&ch->req, seen, fd, MP__NEVER, &ch->closed) < 0)
-            break;
+        rc = chan_wait(&ch->req, seen, fd, MP__NEVER, &ch->closed);
+        if (rc < 0 || atomic_load(&ch->closed) || atomic_load(&s->stopping))
+            break; /* (close_channels bumps req without a request) */
         seen = atomic_load(&ch->req);
-        const unsigned char *req = ch->buf;
-        size_t len = (size_t)ch->len;
+        unsigned char *buf = ch->buf;
+        size_t cap = (size_t)ch->cap, len = (size_t)ch->len;
+        if (!in_arena(buf, cap) || cap < 16) {
+            rc = -EPROTO; /* nowhere to answer: hang up on it */
+            break;
+        }
+        if (len > cap || len > s->max_message)
+            len = 0; /* not a request we can read: answered as garbage */
+        if (len > reqcap) {
+            unsigned char *n = realloc(req, len);
+            if (!n) {
+                rc = -ENOMEM;
+                break;
+            }
+            req = n;
+            reqcap = len;
+        }
+        if (len)
+            memcpy(req, buf, len);
         out->len = 0;
         out->err = 0;
-        if (len > s->max_message || (len && (!mp__arena_contains(req) ||
-                                              !mp__arena_contains(req + len - 1))))
-            len = 0; /* not a request we can read: answered as garbage */
         serve_one(s, cl, len ? req : (const unsigned char *)"", len, out);
-        if (out->err)
+        if (out->err) {
+            rc = out->err;
             break;
-        if (out->len <= ch->cap) {
-            memcpy(ch->buf, out->data, out->len);
+        }
+        if (out->len <= cap) {
+            memcpy(buf, out->data, out->len);
         } else {
             unsigned char *big = mp__arena_alloc_raw(out->len);
             if (!big) {
                 /* Say so in the buffer: an int64 code and nil. */
                 static const unsigned char nomem[10] = {0xd3, 0xff, 0xff, 0xff, 0xff,
                                                         0xff, 0xff, 0xff, 0xf4, 0xc0};
-                memcpy(ch->buf, nomem, sizeof nomem);
+                memcpy(buf, nomem, sizeof nomem);
                 out->len = sizeof nomem;
             } else {
                 memcpy(big, out->data, out->len);
@@ -1564,16 +1682,26 @@ static void serve_channel(mgr_server_t *s, mgr_client_t *cl, int fd, buf_t *out)
             }
         }
         ch->len = out->len;
+        atomic_store(&ch->ans, seen);
         atomic_fetch_add(&ch->rep, 1);
         mp__futex_wake((const uint32_t *)&ch->rep, 1);
     }
+    free(req);
     atomic_store(&ch->closed, 1);
     atomic_fetch_add(&ch->rep, 1);
     mp__futex_wake((const uint32_t *)&ch->rep, INT32_MAX);
     pthread_mutex_lock(&s->mu);
     cl->chan = NULL;
     pthread_mutex_unlock(&s->mu);
-    chan_unref(ch);
+    if (rc == MP_EEOF && !atomic_load(&s->stopping)) {
+        /* The socket closed: every process that held it let go of the
+         * channel before closing (or ended), so it is ours alone. */
+        mp__arena_free(ch->buf);
+        mp__arena_free(ch->big);
+        mp__arena_free(ch);
+    } else {
+        chan_unref(ch);
+    }
 }
 
 static void *client_thread(void *arg)
@@ -1714,7 +1842,18 @@ static int server_run(mgr_server_t *s)
     wake_all(s);
     close_channels(s);
     mp_listener_close(s->l);
+    /* End the reading side first: a thread waiting for a request sees the
+     * end, while one that is answering (the client that asked for the
+     * shutdown, or any other in the middle of a call) still delivers its
+     * reply: the operation happened, so the caller must hear so. A client
+     * that does not read its reply within a second is cut off. */
     pthread_mutex_lock(&s->mu);
+    for (mgr_client_t *cl = s->clients; cl; cl = cl->next)
+        shutdown(mp_conn_fileno(cl->conn), SHUT_RD);
+    mp__deadline_t d = mp__now_ns() + 1000000000LL;
+    struct timespec ts;
+    while (s->nclients && mp__now_ns() < d)
+        pthread_cond_timedwait(&s->idle, &s->mu, mp__deadline_ts(d, &ts));
     for (mgr_client_t *cl = s->clients; cl; cl = cl->next)
         shutdown(mp_conn_fileno(cl->conn), SHUT_RDWR);
     while (s->nclients)
