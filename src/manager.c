@@ -1290,6 +1290,12 @@ int mgr_wait(mgr_server_t *s, mgr_obj_t *o, mp__deadline_t d)
     return rc == ETIMEDOUT ? -ETIMEDOUT : 0;
 }
 
+void mgr_destroy_plain(mgr_obj_t *o)
+{
+    free(o->state);
+    o->state = NULL;
+}
+
 void mgr_wake(mgr_obj_t *o)
 {
     pthread_cond_broadcast(&o->cv);

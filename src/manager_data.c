@@ -1746,11 +1746,6 @@ static int value_create(mgr_server_t *s, mgr_obj_t *o, const mp_val_t *args, siz
     return 0;
 }
 
-static void typed_destroy(mgr_obj_t *o)
-{
-    free(o->state);
-    o->state = NULL;
-}
 
 static int value_call(mgr_server_t *s, mgr_obj_t *o, mgr_client_t *cl, const char *method,
                       const mp_val_t *args, size_t nargs, mp__deadline_t d, msgpack_packer *pk)
@@ -1764,7 +1759,7 @@ static int value_call(mgr_server_t *s, mgr_obj_t *o, mgr_client_t *cl, const cha
 const mgr_kind_t mgr_kind_value = {
     .name = "Value",
     .create = value_create,
-    .destroy = typed_destroy,
+    .destroy = mgr_destroy_plain,
     .call = value_call,
 };
 
@@ -1915,7 +1910,7 @@ static int array_call(mgr_server_t *s, mgr_obj_t *o, mgr_client_t *cl, const cha
 const mgr_kind_t mgr_kind_array = {
     .name = "Array",
     .create = array_create,
-    .destroy = typed_destroy,
+    .destroy = mgr_destroy_plain,
     .call = array_call,
 };
 

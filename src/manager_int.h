@@ -67,6 +67,10 @@ MP_HIDDEN extern const mgr_kind_t mgr_kind_lock, mgr_kind_rlock, mgr_kind_semaph
     mgr_kind_bsemaphore, mgr_kind_condition, mgr_kind_event, mgr_kind_barrier,
     mgr_kind_queue, mgr_kind_jqueue;
 
+/* mgr_destroy_plain: the destroy of kinds whose state is one malloc'd
+ * block. */
+MP_HIDDEN void mgr_destroy_plain(mgr_obj_t *o);
+
 /* mgr_wait sleeps on o->cv (releasing s->mu) until woken or d passes.
  * Returns 0 (woken: re-check the condition), -ETIMEDOUT, or MP_EEOF when
  * the server is shutting down (the caller returns that code). */

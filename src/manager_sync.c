@@ -693,11 +693,6 @@ static int event_create(mgr_server_t *s, mgr_obj_t *o, const mp_val_t *args, siz
     return 0;
 }
 
-static void plain_destroy(mgr_obj_t *o)
-{
-    free(o->state);
-    o->state = NULL;
-}
 
 static int event_call(mgr_server_t *s, mgr_obj_t *o, mgr_client_t *cl, const char *method,
                       const mp_val_t *args, size_t nargs, mp__deadline_t d, msgpack_packer *pk)
@@ -738,7 +733,7 @@ static int event_call(mgr_server_t *s, mgr_obj_t *o, mgr_client_t *cl, const cha
 const mgr_kind_t mgr_kind_event = {
     .name = "Event",
     .create = event_create,
-    .destroy = plain_destroy,
+    .destroy = mgr_destroy_plain,
     .call = event_call,
     .client_gone = NULL,
 };
@@ -859,7 +854,7 @@ static int barrier_call(mgr_server_t *s, mgr_obj_t *o, mgr_client_t *cl, const c
 const mgr_kind_t mgr_kind_barrier = {
     .name = "Barrier",
     .create = barrier_create,
-    .destroy = plain_destroy,
+    .destroy = mgr_destroy_plain,
     .call = barrier_call,
     .client_gone = NULL,
 };
