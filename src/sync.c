@@ -178,7 +178,11 @@ int mp_lock_new(mp_lock_t **out)
 int mp_lock_acquire(mp_lock_t *l, double timeout)
 {
     mp__deadline_t d;
-    if (!obj_ok(l, K_LOCK) || deadline_of(timeout, &d) < 0)
+    if (!obj_ok(l, K_LOCK) || isnan(timeout))
+        return -EINVAL;
+    if (mp__robust_trylock_fast(&l->r))
+        return 0;
+    if (deadline_of(timeout, &d) < 0)
         return -EINVAL;
     for (;;) {
         int r = mp__robust_lock(&l->r, d);
@@ -191,7 +195,7 @@ int mp_lock_release(mp_lock_t *l)
 {
     if (!obj_ok(l, K_LOCK))
         return -EINVAL;
-    return mp__robust_unlock(&l->r);
+    return mp__robust_unlock_inline(&l->r);
 }
 
 int mp_lock_locked(mp_lock_t *l)

@@ -11,6 +11,8 @@
 #ifndef MP_SYS_PLATFORM_H
 #define MP_SYS_PLATFORM_H
 
+#include <errno.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -92,6 +94,90 @@ MP_HIDDEN int mp__robust_lock(mp__robust_t *m, mp__deadline_t d);
 /* mp__robust_unlock releases m. Returns 0, or -EPERM if the caller does not
  * hold it. */
 MP_HIDDEN int mp__robust_unlock(mp__robust_t *m);
+
+/* The fast paths below are inline so that Lock acquire and release cost
+ * one call each (lock_uncontended, one thread: 52M pairs/s with the
+ * nested calls, 89-93M inline, against 84M-124M for a process-shared pthread
+ * mutex in the same runs). They use the
+ * per-thread state robust.c keeps: the TID and the thread's robust-list
+ * head, both NULL/0 until robust.c has looked them up (and the TID again
+ * after fork), in which case the callers fall back to the functions above,
+ * which also handle every contended case. */
+struct mp__robust_head {
+    void *list;
+    long futex_offset;
+    void *list_op_pending;
+};
+/* initial-exec: the library is position-independent, and the default TLS
+ * model would make every lock and unlock call __tls_get_addr. */
+#define MP__TLS __thread __attribute__((tls_model("initial-exec")))
+extern MP__TLS MP_HIDDEN pid_t mp__tl_tid;
+extern MP__TLS MP_HIDDEN struct mp__robust_head *mp__tl_head;
+
+#define MP__ROBUST_ENTRY(m) ((void *)&(m)->next)
+/* A node is the {prev, next} pair; links point at the `next` field of the
+ * neighbour (or at the head's `list` field, which plays that role). */
+#define MP__ROBUST_NODE(link) ((void **)(((uintptr_t)(link) & ~(uintptr_t)1) - sizeof(void *)))
+
+static inline void mp__robust_enqueue(struct mp__robust_head *h, mp__robust_t *m)
+{
+    void **first_node = MP__ROBUST_NODE(h->list);
+    first_node[0] = MP__ROBUST_ENTRY(m); /* first->prev = &m->next */
+    m->next = h->list;
+    m->prev = (void *)&h->list;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    h->list = MP__ROBUST_ENTRY(m);
+}
+
+/* m's own links are left as they are: the kernel reaches entries only
+ * through the list, and the next enqueue overwrites them. */
+static inline void mp__robust_dequeue(mp__robust_t *m)
+{
+    void **next_node = MP__ROBUST_NODE(m->next);
+    void **prev_node = MP__ROBUST_NODE(m->prev);
+    next_node[0] = m->prev;
+    prev_node[1] = m->next;
+}
+
+/* mp__robust_trylock_fast takes a free, never-contended m and returns 1, or
+ * returns 0 for the caller to go to mp__robust_lock. */
+static inline int mp__robust_trylock_fast(mp__robust_t *m)
+{
+    struct mp__robust_head *h = mp__tl_head;
+    uint32_t tid = (uint32_t)mp__tl_tid, v = 0;
+    if (__builtin_expect(!h || !tid, 0))
+        return 0;
+    /* list_op_pending names m until the next list operation: see robust.c. */
+    h->list_op_pending = MP__ROBUST_ENTRY(m);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (!__atomic_compare_exchange_n(&m->word, &v, tid, 0, __ATOMIC_ACQUIRE,
+                                     __ATOMIC_RELAXED))
+        return 0;
+    mp__robust_enqueue(h, m);
+    return 1;
+}
+
+/* mp__robust_unlock_inline is mp__robust_unlock with its common case
+ * inline. */
+MP_HIDDEN int mp__robust_unlock_wake(mp__robust_t *m, struct mp__robust_head *h);
+static inline int mp__robust_unlock_inline(mp__robust_t *m)
+{
+    struct mp__robust_head *h = mp__tl_head;
+    uint32_t tid = (uint32_t)mp__tl_tid;
+    if (__builtin_expect(!h || !tid, 0))
+        return mp__robust_unlock(m);
+    if ((__atomic_load_n(&m->word, __ATOMIC_RELAXED) & FUTEX_TID_MASK) != tid)
+        return -EPERM;
+    h->list_op_pending = MP__ROBUST_ENTRY(m);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    mp__robust_dequeue(m);
+    uint32_t v = __atomic_exchange_n(&m->word, 0, __ATOMIC_RELEASE);
+    if (__builtin_expect((v & FUTEX_WAITERS) != 0, 0))
+        return mp__robust_unlock_wake(m, h);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    h->list_op_pending = NULL;
+    return 0;
+}
 
 /* mp__robust_owned: 1 if the calling thread holds m; mp__robust_held: 1 if
  * anyone does. */

@@ -34,28 +34,21 @@
 
 #include "platform.h"
 
-struct robust_head {
-    void *list;
-    long futex_offset;
-    void *list_op_pending;
-};
+/* The thread's TID, and its robust-list head once it is known to be usable
+ * (NULL before and when unusable); platform.h's inline fast paths read
+ * them. */
+MP__TLS pid_t mp__tl_tid;
+MP__TLS struct mp__robust_head *mp__tl_head;
+static MP__TLS int head_state; /* 0 unknown, 1 usable, -1 unusable */
 
-/* initial-exec: the library is position-independent, and the default TLS
- * model would make every lock and unlock call __tls_get_addr. */
-#define TLS __thread __attribute__((tls_model("initial-exec")))
-static TLS pid_t my_tid;
-static TLS struct robust_head *my_head;
-static TLS int head_state; /* 0 unknown, 1 usable, -1 unusable */
-
-/* The entry is the address of `next`; the word sits futex_offset from it. */
-#define ENTRY(m) ((void *)&(m)->next)
+#define ENTRY(m) MP__ROBUST_ENTRY(m)
 #define WORD_OFFSET ((long)offsetof(mp__robust_t, word) - (long)offsetof(mp__robust_t, next))
 
 pid_t mp__gettid(void)
 {
-    if (!my_tid)
-        my_tid = (pid_t)syscall(SYS_gettid);
-    return my_tid;
+    if (!mp__tl_tid)
+        mp__tl_tid = (pid_t)syscall(SYS_gettid);
+    return mp__tl_tid;
 }
 
 int mp__tid_alive(pid_t tid)
@@ -77,88 +70,59 @@ int mp__tid_alive(pid_t tid)
     return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
-static struct robust_head *head_slow(void)
+static struct mp__robust_head *head_slow(void)
 {
     if (head_state == 0) {
-        struct robust_head *h = NULL;
+        struct mp__robust_head *h = NULL;
         size_t len = 0;
         head_state = -1;
         if (syscall(SYS_get_robust_list, 0, &h, &len) == 0 && h &&
-            len == sizeof(struct robust_head) && h->futex_offset == WORD_OFFSET) {
-            my_head = h;
+            len == sizeof(struct mp__robust_head) && h->futex_offset == WORD_OFFSET) {
+            mp__tl_head = h;
             head_state = 1;
         }
     }
-    return head_state > 0 ? my_head : NULL;
+    return head_state > 0 ? mp__tl_head : NULL;
 }
 
-static inline __attribute__((always_inline)) struct robust_head *head(void)
+static inline __attribute__((always_inline)) struct mp__robust_head *head(void)
 {
     if (__builtin_expect(head_state > 0, 1))
-        return my_head;
+        return mp__tl_head;
     return head_slow();
 }
 
 /* After fork the child is a new thread with a new TID. */
-static void reset_tid(void) { my_tid = 0; }
+static void reset_tid(void) { mp__tl_tid = 0; }
 __attribute__((constructor)) static void robust_init(void)
 {
     pthread_atfork(NULL, NULL, reset_tid);
 }
 
-/* A node is the {prev, next} pair; links point at the `next` field of the
- * neighbour (or at the head's `list` field, which plays that role). */
-#define NODE_OF(link) ((void **)(((uintptr_t)(link) & ~(uintptr_t)1) - sizeof(void *)))
-
-static inline void enqueue(struct robust_head *h, mp__robust_t *m)
-{
-    void *first = h->list;
-    void **first_node = NODE_OF(first);
-    first_node[0] = ENTRY(m); /* first->prev = &m->next */
-    m->next = first;
-    m->prev = (void *)&h->list;
-    atomic_signal_fence(memory_order_seq_cst);
-    h->list = ENTRY(m);
-}
-
-/* m's own links are left as they are: the kernel reaches entries only
- * through the list, and the next enqueue overwrites them. */
-static inline void dequeue(mp__robust_t *m)
-{
-    void **next_node = NODE_OF(m->next);
-    void **prev_node = NODE_OF(m->prev);
-    next_node[0] = m->prev;
-    prev_node[1] = m->next;
-}
-
 int mp__robust_lock(mp__robust_t *m, mp__deadline_t d)
 {
-    struct robust_head *h = head();
+    struct mp__robust_head *h = head();
     if (!h)
         return -ENOTSUP;
     uint32_t tid = (uint32_t)mp__gettid();
     _Atomic uint32_t *w = (_Atomic uint32_t *)&m->word;
-    uint32_t v = 0, keep = 0;
+    uint32_t keep = 0;
 
-    /* list_op_pending names m until the next list operation: if we die
-     * between the word and the list, the kernel still finds m. Leaving it
-     * set after the enqueue is harmless (the kernel handles an entry that is
-     * both listed and pending once, and only while the word holds our TID),
-     * and saves a store on the fast path; unlock clears it. */
-    h->list_op_pending = ENTRY(m);
-    atomic_signal_fence(memory_order_seq_cst);
-    /* Fast path: free and never contended. */
-    if (__builtin_expect(atomic_compare_exchange_strong_explicit(
-                             w, &v, tid, memory_order_acquire, memory_order_relaxed), 1)) {
-        enqueue(h, m);
+    /* The fast path sets list_op_pending to m before the word changes: if
+     * we die between the word and the list, the kernel still finds m.
+     * Leaving it set after the enqueue is harmless (the kernel handles an
+     * entry that is both listed and pending once, and only while the word
+     * holds our TID), and saves a store; unlock clears it. When the fast
+     * path fails, pending names m for the loop below as well. */
+    if (mp__robust_trylock_fast(m))
         return 0;
-    }
+    uint32_t v = atomic_load(w);
     for (;;) {
         if ((v & FUTEX_TID_MASK) == 0) {
             uint32_t nv = tid | keep | (v & FUTEX_WAITERS);
             if (atomic_compare_exchange_strong_explicit(w, &v, nv, memory_order_acquire,
                                                         memory_order_relaxed)) {
-                enqueue(h, m);
+                mp__robust_enqueue(h, m);
                 return (v & FUTEX_OWNER_DIED) ? -EOWNERDEAD : 0;
             }
             continue;
@@ -201,22 +165,22 @@ int mp__robust_lock(mp__robust_t *m, mp__deadline_t d)
 
 int mp__robust_unlock(mp__robust_t *m)
 {
-    _Atomic uint32_t *w = (_Atomic uint32_t *)&m->word;
-    uint32_t tid = (uint32_t)mp__gettid();
-    if ((atomic_load_explicit(w, memory_order_relaxed) & FUTEX_TID_MASK) != tid)
-        return -EPERM;
-    struct robust_head *h = head();
-    h->list_op_pending = ENTRY(m);
-    atomic_signal_fence(memory_order_seq_cst);
-    dequeue(m);
-    uint32_t v = atomic_exchange_explicit(w, 0, memory_order_release);
-    /* FUTEX_WAITERS stays conservative (a locker that slept keeps it, and
-     * the kernel needs it to wake someone when an owner dies); the sleeper
-     * count says whether anyone is in futex_wait now. Measured: >99% of
-     * wakes found nobody before. list_op_pending stays set until after the
-     * wake: if we die between freeing the word and waking, the kernel sees
-     * the pending entry with no owner and wakes a sleeper for us. */
-    if ((v & FUTEX_WAITERS) && atomic_load((_Atomic uint32_t *)&m->sleepers))
+    mp__gettid();
+    if (!head())
+        return -EPERM; /* no list: nothing can be held */
+    return mp__robust_unlock_inline(m);
+}
+
+/* The rest of an unlock that found FUTEX_WAITERS. FUTEX_WAITERS stays
+ * conservative (a locker that slept keeps it, and the kernel needs it to
+ * wake someone when an owner dies); the sleeper count says whether anyone
+ * is in futex_wait now. Measured: >99% of wakes found nobody before.
+ * list_op_pending stays set until after the wake: if we die between freeing
+ * the word and waking, the kernel sees the pending entry with no owner and
+ * wakes a sleeper for us. */
+int mp__robust_unlock_wake(mp__robust_t *m, struct mp__robust_head *h)
+{
+    if (atomic_load((_Atomic uint32_t *)&m->sleepers))
         mp__futex_wake(&m->word, 1);
     atomic_signal_fence(memory_order_seq_cst);
     h->list_op_pending = NULL;
