@@ -5,9 +5,10 @@
  * foreign pointer is refused with -EINVAL, and so only the creator frees.
  * Locks are robust futex words (src/sys/robust.c). Semaphores and events are
  * plain futex counters. Conditions count notifications in a sequence word.
- * A Barrier keeps Python's state machine (filling, draining, broken) under an
- * internal robust lock; a party that dies inside the bookkeeping breaks the
- * barrier instead of wedging it. A BoundedSemaphore records its holders' TIDs
+ * A Barrier keeps Python's states (filling, resetting, broken) under an
+ * internal robust lock, with round numbers in place of Python's draining
+ * state; a party that dies inside the bookkeeping breaks the barrier
+ * instead of wedging it. A BoundedSemaphore records its holders' TIDs
  * so that the slots of a dead holder can be taken back.
  *
  * Lock order: a Condition's user lock, then nothing (the sequence word is a
@@ -79,7 +80,7 @@ struct mp_event {
     _Atomic uint32_t waiters;
 };
 
-enum { B_FILLING = 0, B_DRAINING = 1, B_RESETTING = -1, B_BROKEN = -2 };
+enum { B_FILLING = 0, B_RESETTING = -1, B_BROKEN = -2 };
 
 struct mp_barrier {
     hdr_t h;
@@ -88,8 +89,10 @@ struct mp_barrier {
     _Atomic uint32_t sleepers;
     uint32_t woken_seq;   /* seq when sleepers were last woken (guard) */
     int32_t parties;
-    int32_t count;
+    int32_t count;        /* parties inside the current round */
     int32_t state;
+    uint64_t gen;         /* rounds completed: a waiter whose round number
+                           * moved on was released (see mp_barrier_wait) */
     double timeout;
     char module[256];
     uint64_t offset;      /* the action, by module and offset (0: none) */
@@ -766,24 +769,43 @@ static void bar_purge(mp_barrier_t *b)
         b->count -= dead;
         if (b->state == B_FILLING && b->count > 0)
             b->state = B_BROKEN;
-        if (b->count == 0 && (b->state == B_DRAINING || b->state == B_RESETTING))
+        if (b->count == 0 && b->state == B_RESETTING)
             b->state = B_FILLING;
         bar_changed(b);
     }
 }
 
-/* The last party out of a draining (or resetting) round lets the next round
- * in. */
+/* A party leaves a round that did not complete; the last one out of a
+ * resetting barrier lets the next round in. */
 static void bar_exit(mp_barrier_t *b, int slot)
 {
     if (slot >= 0)
         b->data[slot] = 0;
-    if (--b->count == 0 && (b->state == B_DRAINING || b->state == B_RESETTING)) {
+    if (--b->count == 0 && b->state == B_RESETTING) {
         b->state = B_FILLING;
         bar_changed(b);
     }
 }
 
+/* The last arrival completes the round: every party in it is released at
+ * once (they no longer count, nor hold a slot), and the next round may fill
+ * before they have woken. */
+static void bar_release(mp_barrier_t *b)
+{
+    b->gen++;
+    b->count = 0;
+    memset(b->data, 0, (size_t)b->parties * sizeof b->data[0]);
+    bar_changed(b);
+}
+
+/* Python makes a new round wait until every party of the last one has left
+ * (its draining state). Here the last arrival numbers the round as done
+ * (gen) and the next round fills at once: a released party knows it was
+ * released by the round number having moved, whatever happened since. On
+ * one CPU, two parties then need one context switch per round instead of
+ * two. A round that breaks keeps its number, so its parties see the broken
+ * state; a reset with parties inside waits for them to leave (resetting),
+ * as in Python. */
 int mp_barrier_wait(mp_barrier_t *b, double timeout)
 {
     mp__deadline_t d;
@@ -794,10 +816,9 @@ int mp_barrier_wait(mp_barrier_t *b, double timeout)
     if (deadline_of(timeout, &d) < 0)
         return -EINVAL;
     bar_lock(b);
-    /* Wait for the previous round to drain or the reset to finish. */
-    while (b->state == B_DRAINING || b->state == B_RESETTING) {
-        if (bar_sleep(b, d) == -ETIMEDOUT &&
-            (b->state == B_DRAINING || b->state == B_RESETTING)) {
+    /* Wait for the parties of a reset round to leave. */
+    while (b->state == B_RESETTING) {
+        if (bar_sleep(b, d) == -ETIMEDOUT && b->state == B_RESETTING) {
             bar_break(b);
             break;
         }
@@ -808,7 +829,7 @@ int mp_barrier_wait(mp_barrier_t *b, double timeout)
     }
     int slot = bar_enter(b);
     int index = b->count++;
-    int rc = index;
+    uint64_t round = b->gen;
     if (b->count == b->parties) {
         int ok = 1;
         if (b->offset) {
@@ -816,25 +837,26 @@ int mp_barrier_wait(mp_barrier_t *b, double timeout)
             ok = fn && fn(b->arg_len ? BAR_ARG(b) : NULL) == 0;
         }
         if (ok) {
-            b->state = B_DRAINING;
-            bar_changed(b);
-        } else {
-            bar_break(b);
-            rc = MP_EBROKEN;
+            bar_release(b);
+            bar_unlock(b);
+            return index;
         }
+        bar_break(b);
     } else {
-        while (b->state == B_FILLING) {
-            if (bar_sleep(b, d) == -ETIMEDOUT && b->state == B_FILLING) {
+        while (b->gen == round && b->state == B_FILLING) {
+            if (bar_sleep(b, d) == -ETIMEDOUT && b->gen == round && b->state == B_FILLING) {
                 bar_break(b);
                 break;
             }
         }
-        if (b->state != B_DRAINING)
-            rc = MP_EBROKEN;
+        if (b->gen != round) {
+            bar_unlock(b);
+            return index;
+        }
     }
     bar_exit(b, slot);
     bar_unlock(b);
-    return rc;
+    return MP_EBROKEN;
 }
 
 int mp_barrier_abort(mp_barrier_t *b)

@@ -2298,6 +2298,47 @@ static void barrier_party_killed_waiting(int reap)
     mp__arena_free(b);
 }
 
+/* A party released from a round keeps its success even when it wakes only
+ * after the barrier was aborted, and the next round fills without waiting
+ * for it to leave (Python would make the round wait for it, and would then
+ * raise BrokenBarrierError in it). The released party is a stopped
+ * process: it cannot wake until SIGCONT. */
+static void barrier_released_party_survives_abort(void **state)
+{
+    board_t *b = board_new();
+    mp_barrier_t *bar = barrier_new(b, 2, 0, MP_FOREVER);
+    static mp_party_t late, y;
+    targ_t la = {.b = b, .bar = bar, .id = 5, .timeout = MP_FOREVER};
+    mp_party_start(&late, 1, t_bar_once, &la, sizeof la);
+    wait_n_waiting(bar, 1);
+    mp_test_wait_asleep(b->tid[5], "the first party in wait");
+    pid_t pid = mp_process_pid(late.p);
+    mp_assert_int(kill(pid, SIGSTOP), 0);
+    double t = 10.0 * mp_test_scale();
+    mp_assert_int(mp_barrier_wait(bar, t), 1); /* completes round 1 */
+    /* Round 2, between a thread and this one, while the stopped party of
+     * round 1 has not left. */
+    targ_t a = {.b = b, .bar = bar, .id = 0, .timeout = t};
+    mp_party_start(&y, 0, t_bar_once, &a, sizeof a);
+    int mine = mp_barrier_wait(bar, t);
+    mp_assert_int(mp_party_join(&y), 0);
+    if (mine < 0 || b->rc[0] < 0)
+        mp_test_fail("round 2 gave %d (%s) and %d (%s) while a released party "
+                     "of round 1 was stopped\n", mine, mp_strerror(mine), b->rc[0],
+                     mp_strerror(b->rc[0]));
+    mp_assert_int((1 << mine) | (1 << b->rc[0]), 3);
+    mp_assert_int(mp_barrier_abort(bar), 0);
+    mp_assert_int(kill(pid, SIGCONT), 0);
+    mp_assert_int(mp_party_join(&late), 0);
+    if (b->rc[5] != 0)
+        mp_test_fail("the party released from round 1 returned %d (%s) after "
+                     "an abort in a later round, expected index 0\n", b->rc[5],
+                     mp_strerror(b->rc[5]));
+    mp_assert_int(mp_barrier_broken(bar), 1);
+    mp_barrier_free(bar);
+    mp__arena_free(b);
+}
+
 static void barrier_party_killed_waiting_reaped(void **state) { barrier_party_killed_waiting(1); }
 static void barrier_party_killed_waiting_zombie(void **state) { barrier_party_killed_waiting(0); }
 
@@ -2545,6 +2586,7 @@ int main(int argc, char **argv)
         MP_TEST(barrier_dead_party),
         MP_TEST(barrier_party_killed_waiting_reaped),
         MP_TEST(barrier_party_killed_waiting_zombie),
+        MP_TEST(barrier_released_party_survives_abort),
         MP_TEST(bad_args),
         MP_TEST(freed_handles),
         MP_TEST(free_in_child),

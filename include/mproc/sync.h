@@ -184,7 +184,10 @@ MP_API int mp_barrier_new(mp_barrier_t **out, int parties, mp_barrier_action_fn 
  * Returns: the arrival index, 0..parties-1, distinct for each party of a
  *   round; MP_EBROKEN if the barrier is or becomes broken (abort, reset while
  *   waiting, timeout, failing action, a party that died inside the barrier's
- *   bookkeeping); -EINVAL. Python: Barrier.wait(timeout). */
+ *   bookkeeping); -EINVAL. A round that completed is a success for all its
+ *   parties, even those that wake only after a later abort (Python raises
+ *   BrokenBarrierError in them), and the next round may fill before they
+ *   have left. Python: Barrier.wait(timeout). */
 MP_API int mp_barrier_wait(mp_barrier_t *b, double timeout);
 
 /* mp_barrier_abort breaks the barrier: current and future waiters get
