@@ -175,6 +175,7 @@ int mpb_lock_uncontended_pshared_round(const mpb_round_t *r, double *value);
 int mpb_lock_contended_mproc_round(const mpb_round_t *r, double *value);
 int mpb_lock_contended_raw_round(const mpb_round_t *r, double *value);
 int mpb_event_pingpong_mproc_round(const mpb_round_t *r, double *value);
+int mpb_event_pingpong_handoff_round(const mpb_round_t *r, double *value);
 int mpb_barrier_rounds_mproc_round(const mpb_round_t *r, double *value);
 
 /* The queue cases (bench_queue.c): queue_64b, queue_4k, queue_1m,

@@ -13,6 +13,7 @@
  * event_pingpong: the benchmark process (A) and one mp_process child (B)
  *   alternate through two Events: A sets e1, B waits e1, clears it, sets e2;
  *   A waits e2, clears it, sets e1 again... Round trips per second.
+ *   handoff: the floor, two flags and sched_yield (see its comment).
  * barrier_rounds: the benchmark process and one mp_process child wait on one
  *   Barrier(2) over and over; rounds per second.
  *
@@ -25,7 +26,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -448,6 +452,57 @@ int mpb_event_pingpong_mproc_round(const mpb_round_t *r, double *value)
         mp_event_free(sh->e2);
     munmap(sh, sizeof *sh);
     return rc;
+}
+
+/* handoff= : the floor of any round trip between two processes: the same
+ * alternation through two flags in shared memory, each side waiting by
+ * sched_yield (never sleeping: not a usable Event, a measure of the two
+ * context switches a trip costs when both share one CPU). */
+typedef struct {
+    _Atomic uint32_t e1, e2;
+} handoff_t;
+
+static void handoff_wait(_Atomic uint32_t *w)
+{
+    while (!atomic_load_explicit(w, memory_order_acquire))
+        sched_yield();
+    atomic_store_explicit(w, 0, memory_order_relaxed);
+}
+
+int mpb_event_pingpong_handoff_round(const mpb_round_t *r, double *value)
+{
+    handoff_t *sh = shared_map(sizeof *sh);
+    double t0, elapsed = 0;
+    long n = 0;
+
+    if (!sh)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        munmap(sh, sizeof *sh);
+        return -e;
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;) {
+            handoff_wait(&sh->e1);
+            atomic_store_explicit(&sh->e2, 1, memory_order_release);
+        }
+    }
+    atomic_store(&sh->e1, 1); /* untimed: the child has started and answers */
+    handoff_wait(&sh->e2);
+    t0 = mpb_now();
+    do {
+        atomic_store_explicit(&sh->e1, 1, memory_order_release);
+        handoff_wait(&sh->e2);
+        n++;
+    } while ((elapsed = mpb_now() - t0) < r->seconds);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    munmap(sh, sizeof *sh);
+    *value = (double)n / elapsed;
+    return 0;
 }
 
 /* ---- barrier_rounds ---------------------------------------------------------------------- */

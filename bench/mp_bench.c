@@ -99,6 +99,7 @@ static const mpb_case_t cases[] = {
         .mproc = {.name = "mproc", .round = mpb_event_pingpong_mproc_round},
         .peers = {
             PY_PEER("sync.py", "--case", "event_pingpong"),
+            {.name = "handoff", .round = mpb_event_pingpong_handoff_round},
         },
     },
     {
