@@ -216,6 +216,7 @@ int mpb_listener_rtt_mproc_round(const mpb_round_t *r, double *value);
 int mpb_value_incr_mproc_round(const mpb_round_t *r, double *value);
 int mpb_array_sum_mproc_round(const mpb_round_t *r, double *value);
 int mpb_shm_attach_mproc_round(const mpb_round_t *r, double *value);
+int mpb_shm_attach_raw_round(const mpb_round_t *r, double *value);
 
 /* bench_pool.c */
 int mpb_pool_map_tiny_mproc_round(const mpb_round_t *r, double *value);

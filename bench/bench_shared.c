@@ -36,7 +36,8 @@
  *       python=: SharedMemory(create=True, size=4096), SharedMemory(name),
  *       close(), close(), unlink(); Python's resource tracker (register and
  *       unregister messages to its process) is part of what Python users
- *       pay and is kept.
+ *       pay and is kept. raw=: the same eleven system calls and nothing
+ *       else (see raw_shm_cycle), the floor of any named-segment cycle.
  *
  * Process start-up is not timed. The Python peers are bench/py/shared.py.
  * MT-safe: no. */
@@ -46,7 +47,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "mproc.h"
 #include "bench.h"
@@ -298,4 +302,51 @@ static int shm_cycle(void *state)
 int mpb_shm_attach_mproc_round(const mpb_round_t *r, double *value)
 {
     return mpb_rate_loop(r, shm_cycle, NULL, 100, value);
+}
+
+/* raw= : the floor. The same cycle as the system calls it needs and nothing
+ * else, on /dev/shm directly: create (open O_CREAT|O_EXCL, ftruncate, mmap,
+ * close), attach (open, fstat for the size, mmap, close), two munmaps and
+ * the unlink. Names from a counter (no check of the name's form, no
+ * bookkeeping). */
+static int raw_shm_cycle(void *state)
+{
+    static unsigned long seq;
+    char path[64];
+    struct stat st;
+    void *p = MAP_FAILED, *q = MAP_FAILED;
+    int rc = 0;
+
+    (void)state;
+    snprintf(path, sizeof path, "/dev/shm/mpb_raw_%d_%lu", (int)getpid(), seq++);
+    int fd = open(path, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (ftruncate(fd, SHM_SIZE) < 0 ||
+        (p = mmap(NULL, SHM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        rc = -errno;
+    close(fd);
+    if (rc == 0) {
+        int fd2 = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (fd2 < 0 || fstat(fd2, &st) < 0 ||
+            (q = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd2,
+                      0)) == MAP_FAILED)
+            rc = -errno;
+        else if (st.st_size != SHM_SIZE)
+            rc = -EPROTO;
+        if (fd2 >= 0)
+            close(fd2);
+    }
+    if (q != MAP_FAILED)
+        munmap(q, SHM_SIZE);
+    if (p != MAP_FAILED)
+        munmap(p, SHM_SIZE);
+    if (unlink(path) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+int mpb_shm_attach_raw_round(const mpb_round_t *r, double *value)
+{
+    return mpb_rate_loop(r, raw_shm_cycle, NULL, 100, value);
 }

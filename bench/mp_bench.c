@@ -221,6 +221,7 @@ static const mpb_case_t cases[] = {
         .mproc = {.name = "mproc", .round = mpb_shm_attach_mproc_round},
         .peers = {
             PY_PEER("shared.py", "--case", "shm_attach"),
+            {.name = "raw", .round = mpb_shm_attach_raw_round},
         },
     },
     /* The pool cases: see bench_pool.c. */
