@@ -758,6 +758,143 @@ static void rlock_owner_killed(void **state) { owner_died_after(OBJ_RLOCK, DIE_K
 static void rlock_owner_exited(void **state) { owner_died_after(OBJ_RLOCK, DIE_EXIT); }
 static void rlock_owner_thread_ended(void **state) { owner_died_after(OBJ_RLOCK, DIE_THREAD); }
 
+/* ---- the robust list: several locks held and released out of order, a
+ * glibc robust mutex on the same list, a lock held across a fork ---- */
+
+typedef struct {
+    board_t *b;
+    mp_lock_t *l[3];
+    int mode;
+} list_t;
+
+enum { LIST_MOVES, LIST_GLIBC, LIST_FORK };
+
+/* t_list: LIST_MOVES takes A and B, releases A (unlinking the older
+ * entry, behind B) and takes C. LIST_GLIBC takes A, then takes and gives
+ * back a glibc robust mutex, which shares the thread's robust list and its
+ * list_op_pending slot. Both then block until killed. LIST_FORK runs in a
+ * child of a parent that holds A: A is not the child's, B works. */
+static int t_list(void *arg)
+{
+    list_t *a = arg;
+    board_t *b = a->b;
+    b->tid[0] = mp_test_tid();
+    switch (a->mode) {
+    case LIST_MOVES:
+        b->rc[0] = mp_lock_acquire(a->l[0], CHILD_LONG);
+        b->rc[1] = mp_lock_acquire(a->l[1], CHILD_LONG);
+        b->rc[2] = mp_lock_release(a->l[0]);
+        b->rc[3] = mp_lock_acquire(a->l[2], CHILD_LONG);
+        break;
+    case LIST_GLIBC: {
+        pthread_mutexattr_t at;
+        pthread_mutex_t gm;
+        pthread_mutexattr_init(&at);
+        pthread_mutexattr_setrobust(&at, PTHREAD_MUTEX_ROBUST);
+        pthread_mutex_init(&gm, &at);
+        b->rc[0] = mp_lock_acquire(a->l[0], CHILD_LONG);
+        b->rc[1] = -pthread_mutex_lock(&gm);
+        b->rc[2] = -pthread_mutex_unlock(&gm);
+        b->rc[3] = 0;
+        break;
+    }
+    default: /* LIST_FORK */
+        b->rc[0] = mp_lock_acquire(a->l[0], 0);
+        b->rc[1] = mp_lock_acquire(a->l[1], CHILD_LONG);
+        b->rc[2] = mp_lock_release(a->l[1]);
+        b->rc[3] = mp_lock_release(a->l[0]);
+        return 0;
+    }
+    mp_test_word_inc(&b->held);
+    block_forever(b);
+    return 0;
+}
+
+static void list_setup(list_t *a, int mode)
+{
+    a->b = board_new();
+    for (int i = 0; i < 3; i++)
+        a->l[i] = lock_new();
+    a->mode = mode;
+}
+
+static void list_teardown(list_t *a)
+{
+    for (int i = 0; i < 3; i++)
+        mp_lock_free(a->l[i]);
+    mp__arena_free(a->b);
+}
+
+/* A process that took A, B, released A and took C is SIGKILLed: A is free,
+ * B and C were marked by the kernel (a try takes them with -EOWNERDEAD),
+ * and all three work on. */
+static void lock_owner_killed_after_moves(void **state)
+{
+    list_t a;
+    list_setup(&a, LIST_MOVES);
+    static mp_party_t h;
+    mp_party_start(&h, 1, t_list, &a, sizeof a);
+    mp_test_wait_word(&a.b->held, 1, "holder of B and C");
+    for (int i = 0; i < 4; i++)
+        mp_assert_int(a.b->rc[i], 0);
+    mp_party_kill(&h);
+    /* Reaped: the kernel has handled the dead thread's list and pending
+     * entry, so a try (timeout 0, no sleeping, no owner check) finds B and
+     * C marked; an entry the kernel missed would still hold the dead TID. */
+    mp_assert_int(mp_lock_acquire(a.l[0], 0), 0);
+    mp_assert_int(mp_lock_acquire(a.l[1], 0), -EOWNERDEAD);
+    mp_assert_int(mp_lock_acquire(a.l[2], 0), -EOWNERDEAD);
+    for (int i = 2; i >= 0; i--)
+        mp_assert_int(mp_lock_release(a.l[i]), 0);
+    for (int i = 0; i < 3; i++) {
+        mp_assert_int(mp_lock_acquire(a.l[i], 0), 0);
+        mp_assert_int(mp_lock_release(a.l[i]), 0);
+    }
+    list_teardown(&a);
+}
+
+/* A process holding A uses a glibc robust mutex and is SIGKILLed: the
+ * kernel still found A on the list it shares with glibc (a try takes it with
+ * -EOWNERDEAD). */
+static void lock_owner_killed_after_glibc_robust(void **state)
+{
+    list_t a;
+    list_setup(&a, LIST_GLIBC);
+    static mp_party_t h;
+    mp_party_start(&h, 1, t_list, &a, sizeof a);
+    mp_test_wait_word(&a.b->held, 1, "holder of A");
+    for (int i = 0; i < 3; i++)
+        mp_assert_int(a.b->rc[i], 0);
+    mp_party_kill(&h);
+    mp_assert_int(mp_lock_acquire(a.l[0], 0), -EOWNERDEAD);
+    mp_assert_int(mp_lock_release(a.l[0]), 0);
+    mp_assert_int(mp_lock_acquire(a.l[0], 0), 0);
+    mp_assert_int(mp_lock_release(a.l[0]), 0);
+    list_teardown(&a);
+}
+
+/* This thread holds A while a child is made: the child cannot take A nor
+ * release it, takes and releases B, and its exit leaves A held by us, not
+ * marked as of a dead owner. */
+static void lock_held_across_child(void **state)
+{
+    list_t a;
+    list_setup(&a, LIST_FORK);
+    mp_assert_int(mp_lock_acquire(a.l[0], 0), 0);
+    static mp_party_t h;
+    mp_party_start(&h, 1, t_list, &a, sizeof a);
+    mp_assert_int(mp_party_join(&h), 0);
+    mp_assert_int(a.b->rc[0], -ETIMEDOUT);
+    mp_assert_int(a.b->rc[1], 0);
+    mp_assert_int(a.b->rc[2], 0);
+    mp_assert_int(a.b->rc[3], -EPERM);
+    mp_assert_int(mp_lock_locked(a.l[0]), 1);
+    mp_assert_int(mp_lock_release(a.l[0]), 0);
+    mp_assert_int(mp_lock_acquire(a.l[0], 0), 0);
+    mp_assert_int(mp_lock_release(a.l[0]), 0);
+    list_teardown(&a);
+}
+
 /* check_waiters_after_owner_died: two waiters (slots 1 and 2) were asleep
  * when the holder went away at t_rel: exactly one got -EOWNERDEAD, the other
  * 0, both promptly, each released cleanly (an RLock with count 1), and the
@@ -2522,6 +2659,9 @@ int main(int argc, char **argv)
         MP_TEST_T(lock_mutex_threads, 120),
         MP_TEST_T(lock_mutex_processes, 120),
         MP_TEST(lock_owner_killed),
+        MP_TEST(lock_owner_killed_after_moves),
+        MP_TEST(lock_owner_killed_after_glibc_robust),
+        MP_TEST(lock_held_across_child),
         MP_TEST(lock_owner_exited),
         MP_TEST(lock_owner_thread_ended),
         MP_TEST(lock_owner_killed_waiters),
