@@ -40,8 +40,9 @@
  * file and exits with 0, which A checks.
  *
  * The implementations, exactly:
- *   mproc=   mp_pipe(&rd, &wr, 0) (a pipe) for one-way, mp_pipe(.., 1) (a
- *            unix stream socketpair) for pipe_rtt, mp_listener_new(path) +
+ *   mproc=   mp_pipe(&rd, &wr, 0) (a pipe) for one-way, mp_pipe(.., 1) (two
+ *            pipes, one per direction; Python's duplex Pipe and raw= are a
+ *            socketpair) for pipe_rtt, mp_listener_new(path) +
  *            mp_listener_accept / mp_client(path) for listener_rtt;
  *            mp_conn_send_bytes to send, mp_conn_recv_bytes_into a reused
  *            buffer of the message's size to receive (the C way to receive

@@ -209,6 +209,7 @@ void *mp__boot_encode(const mp__boot_t *b, size_t *len)
         put_u64(&w, b->conns[i].slot);
         put_u64(&w, b->conns[i].flags);
         put_u64(&w, (uint64_t)(int64_t)b->conns[i].fd);
+        put_u64(&w, (uint64_t)(int64_t)b->conns[i].wfd);
         put_u64(&w, b->conns[i].size);
     }
     if (w.err) {
@@ -258,6 +259,7 @@ int mp__boot_decode(const void *buf, size_t len, mp__boot_t *b)
         b->conns[i].slot = (uint32_t)get_u64(&r);
         b->conns[i].flags = (uint32_t)get_u64(&r);
         b->conns[i].fd = (int32_t)get_u64(&r);
+        b->conns[i].wfd = (int32_t)get_u64(&r);
         b->conns[i].size = get_u64(&r);
     }
     if (r.err || r.left)

@@ -21,7 +21,7 @@
  * descriptors and the forkserver's four base ones. The forkserver sends them
  * in batches of MP__SCM_BATCH (the kernel takes at most 253 per message). */
 #define MP__MAX_CONNS 4096
-#define MP__MAX_FDS (MP__MAX_CONNS + MP_PASS_FDS_MAX + 8)
+#define MP__MAX_FDS (2 * MP__MAX_CONNS + MP_PASS_FDS_MAX + 8)
 #define MP__SCM_BATCH 250
 
 enum { KIND_CHILD, KIND_SELF, KIND_PARENT };
@@ -53,7 +53,7 @@ struct mp_process {
 /* One open connection handed to a bootstrapped child (conn.c). */
 typedef struct {
     uint32_t slot, flags;
-    int32_t fd;
+    int32_t fd, wfd; /* read and write descriptors (the same but for a duplex Pipe) */
     uint64_t size;
 } mp__conn_rec_t;
 

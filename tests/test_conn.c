@@ -1945,7 +1945,7 @@ static void pipe_faults(void **state)
         const char *name;
     } f[] = {
         {MP__SYS_PIPE, EMFILE, 0, 1, "pipe (simplex)"},
-        {MP__SYS_SOCKETPAIR, ENFILE, 1, 1, "socketpair (duplex)"},
+        {MP__SYS_PIPE, ENFILE, 1, 1, "pipe (duplex: either of its two pipes)"},
         {MP__SYS_MALLOC, ENOMEM, 0, 0, "malloc (simplex)"},
         {MP__SYS_MALLOC, ENOMEM, 1, 0, "malloc (duplex)"},
     };

@@ -61,8 +61,10 @@ typedef struct mp_listener mp_listener_t;
 /* ---- Pipe and Connection -------------------------------------------------- */
 
 /* mp_pipe makes a pair of connected connections. duplex non-zero: both ends
- * send and receive (a unix socketpair); duplex 0: *c1 only receives and *c2
- * only sends (a pipe), and the wrong direction returns -EBADF.
+ * send and receive (two pipes, one per direction: Python uses a unix
+ * socketpair, whose round trip costs twice as much); duplex 0: *c1 only
+ * receives and *c2 only sends (a pipe), and the wrong direction returns
+ * -EBADF.
  * Returns: 0 and *c1, *c2; -EMFILE/-ENFILE; -ENOMEM; -EINVAL.
  * Python: Pipe(duplex) -> (conn1, conn2). */
 MP_API int mp_pipe(mp_conn_t **c1, mp_conn_t **c2, int duplex);
@@ -124,8 +126,9 @@ MP_API int mp_conn_recv_bytes_into(mp_conn_t *c, void *buf, size_t len,
  * Python: Connection.poll(timeout). */
 MP_API int mp_conn_poll(mp_conn_t *c, double timeout);
 
-/* mp_conn_fileno returns the connection's descriptor (for select/poll loops),
- * or MP_ECLOSED / -EINVAL. Python: Connection.fileno(). */
+/* mp_conn_fileno returns the connection's descriptor (for select/poll loops:
+ * the one it reads from; a duplex Pipe writes to a second one), or
+ * MP_ECLOSED / -EINVAL. Python: Connection.fileno(). */
 MP_API int mp_conn_fileno(const mp_conn_t *c);
 
 /* mp_conn_readable and mp_conn_writable return 1 or 0 (0 for NULL).
