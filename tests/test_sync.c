@@ -818,6 +818,19 @@ static void list_setup(list_t *a, int mode)
     a->mode = mode;
 }
 
+/* list_kill_holder runs t_list (mode) in a child, checks its calls all
+ * succeeded, and SIGKILLs it while it holds its locks. */
+static void list_kill_holder(list_t *a, int mode, const char *what)
+{
+    list_setup(a, mode);
+    static mp_party_t h;
+    mp_party_start(&h, 1, t_list, a, sizeof *a);
+    mp_test_wait_word(&a->b->held, 1, what);
+    for (int i = 0; i < 4; i++)
+        mp_assert_int(a->b->rc[i], 0);
+    mp_party_kill(&h);
+}
+
 static void list_teardown(list_t *a)
 {
     for (int i = 0; i < 3; i++)
@@ -831,13 +844,7 @@ static void list_teardown(list_t *a)
 static void lock_owner_killed_after_moves(void **state)
 {
     list_t a;
-    list_setup(&a, LIST_MOVES);
-    static mp_party_t h;
-    mp_party_start(&h, 1, t_list, &a, sizeof a);
-    mp_test_wait_word(&a.b->held, 1, "holder of B and C");
-    for (int i = 0; i < 4; i++)
-        mp_assert_int(a.b->rc[i], 0);
-    mp_party_kill(&h);
+    list_kill_holder(&a, LIST_MOVES, "holder of B and C");
     /* Reaped: the kernel has handled the dead thread's list and pending
      * entry, so a try (timeout 0, no sleeping, no owner check) finds B and
      * C marked; an entry the kernel missed would still hold the dead TID. */
@@ -859,13 +866,7 @@ static void lock_owner_killed_after_moves(void **state)
 static void lock_owner_killed_after_glibc_robust(void **state)
 {
     list_t a;
-    list_setup(&a, LIST_GLIBC);
-    static mp_party_t h;
-    mp_party_start(&h, 1, t_list, &a, sizeof a);
-    mp_test_wait_word(&a.b->held, 1, "holder of A");
-    for (int i = 0; i < 3; i++)
-        mp_assert_int(a.b->rc[i], 0);
-    mp_party_kill(&h);
+    list_kill_holder(&a, LIST_GLIBC, "holder of A");
     mp_assert_int(mp_lock_acquire(a.l[0], 0), -EOWNERDEAD);
     mp_assert_int(mp_lock_release(a.l[0]), 0);
     mp_assert_int(mp_lock_acquire(a.l[0], 0), 0);
