@@ -441,10 +441,10 @@ static int multi(void)
 }
 
 /* Connections that carry requests and answers look again before sleeping:
- * sockets and duplex Pipes (two pipes). */
+ * sockets and duplex Pipes (two pipes: wfd differs from fd). */
 static int spins(const mp_conn_t *c)
 {
-    return multi() && (c->sock || (c->readable && c->writable));
+    return multi() && (c->sock || c->wfd != c->fd);
 }
 
 /* Reads up to n bytes into p (at least one unless end of file or error),

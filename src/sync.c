@@ -692,6 +692,12 @@ static void bar_lock(mp_barrier_t *b)
         r = mp__robust_lock(&b->guard, MP__NEVER);
     while (r == -EINTR);
     if (r == -EOWNERDEAD) {
+        /* The dead party may have stopped between a slot and the count:
+         * the slots (TIDs of the parties inside) are the truth. */
+        int n = 0;
+        for (int i = 0; i < b->parties; i++)
+            n += b->data[i] != 0;
+        b->count = n;
         b->state = B_BROKEN;
         atomic_fetch_add(&b->seq, 1);
     }
@@ -788,11 +794,14 @@ static void bar_purge(mp_barrier_t *b)
 }
 
 /* A party leaves a round that did not complete; the last one out of a
- * resetting barrier lets the next round in. */
+ * resetting barrier lets the next round in. A party whose slot no longer
+ * holds its TID is no longer counted (the count was rebuilt from the slots
+ * after a party died holding the guard). */
 static void bar_exit(mp_barrier_t *b, int slot)
 {
-    if (slot >= 0)
-        b->data[slot] = 0;
+    if (slot < 0 || b->data[slot] != mp__gettid())
+        return;
+    b->data[slot] = 0;
     if (--b->count == 0 && b->state == B_RESETTING) {
         b->state = B_FILLING;
         bar_changed(b);
@@ -804,9 +813,10 @@ static void bar_exit(mp_barrier_t *b, int slot)
  * before they have woken. */
 static void bar_release(mp_barrier_t *b)
 {
-    b->gen++;
-    b->count = 0;
+    /* Slots first: if we die here, the count rebuilt from them is right. */
     memset(b->data, 0, (size_t)b->parties * sizeof b->data[0]);
+    b->count = 0;
+    b->gen++;
     bar_changed(b);
 }
 

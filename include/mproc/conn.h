@@ -27,7 +27,9 @@
  * SIGPIPE: sending to a pipe whose readers are gone returns -EPIPE. To get a
  * code rather than a killed process, mproc sets SIGPIPE to SIG_IGN when the
  * first connection is made, if its disposition was the default (as Python
- * does at start-up); a handler the program installed is left alone.
+ * does at start-up); a handler the program installed is left alone, and
+ * runs. This holds for duplex Pipes too, which are pipes (sockets are
+ * written with MSG_NOSIGNAL and raise no signal).
  *
  * Threads: a handle may be used by one thread at a time (as in Python); two
  * threads may send on one and receive on the other end.
@@ -64,7 +66,10 @@ typedef struct mp_listener mp_listener_t;
  * send and receive (two pipes, one per direction: Python uses a unix
  * socketpair, whose round trip costs twice as much); duplex 0: *c1 only
  * receives and *c2 only sends (a pipe), and the wrong direction returns
- * -EBADF.
+ * -EBADF. A duplex end holds two descriptors (four per Pipe), buffers what
+ * a pipe buffers each way (64 KiB by default, where a socketpair takes about
+ * 200 KiB before a send blocks), and its pipes count against the user's
+ * pipe-user-pages-soft (past it the kernel gives new pipes one page).
  * Returns: 0 and *c1, *c2; -EMFILE/-ENFILE; -ENOMEM; -EINVAL.
  * Python: Pipe(duplex) -> (conn1, conn2). */
 MP_API int mp_pipe(mp_conn_t **c1, mp_conn_t **c2, int duplex);
@@ -127,8 +132,11 @@ MP_API int mp_conn_recv_bytes_into(mp_conn_t *c, void *buf, size_t len,
 MP_API int mp_conn_poll(mp_conn_t *c, double timeout);
 
 /* mp_conn_fileno returns the connection's descriptor (for select/poll loops:
- * the one it reads from; a duplex Pipe writes to a second one), or
- * MP_ECLOSED / -EINVAL. Python: Connection.fileno(). */
+ * the one it reads from), or MP_ECLOSED / -EINVAL. A duplex Pipe writes to a
+ * second descriptor, so its fileno is not the whole connection: it does not
+ * poll writable, shutdown does nothing to it, and mp_conn_from_fd on a copy
+ * of it makes a connection that only receives (pass the handle to children
+ * instead: it works under every start method). Python: Connection.fileno(). */
 MP_API int mp_conn_fileno(const mp_conn_t *c);
 
 /* mp_conn_readable and mp_conn_writable return 1 or 0 (0 for NULL).
