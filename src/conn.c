@@ -62,11 +62,14 @@ struct mp_conn {
     int32_t fd;          /* read from (and the one for poll and fileno) */
     int32_t wfd;         /* written to: fd, or the other pipe of a duplex Pipe */
     uint32_t next_free;
-    uint64_t size;       /* the pending message's size when has_hdr */
     unsigned char hdr[12]; /* header bytes read so far (hdr_got) */
+    uint64_t size;       /* the pending message's size when has_hdr */
     char *part;          /* body bytes read before a timeout (part_got) */
     size_t part_got, part_cap;
 };
+/* A slot is a power of two, so that checking a handle is a mask and a shift
+ * (the handle check is on every call's path). */
+_Static_assert(sizeof(struct mp_conn) == 64, "a slot is 64 bytes");
 
 static pthread_mutex_t T_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct mp_conn *T_slots;  /* == TABLE_BASE once mapped */
@@ -366,6 +369,22 @@ int mp_conn_send_bytes(mp_conn_t *c, const void *buf, size_t len)
         if (len)
             memcpy(small + 4, buf, len);
         struct iovec iov = {small, 4 + len};
+        if (!c->sock) {
+            /* The common case in one step, as a raw writer does it; a
+             * short write, an interruption or a full non-blocking pipe goes
+             * on in write_all (a failure is not tried again: one EPIPE
+             * raises one SIGPIPE for a program that handles it). */
+            ssize_t w = write(c->wfd, small, 4 + len);
+            if (w == (ssize_t)(4 + len))
+                return 0;
+            if (w > 0) {
+                iov.iov_base = small + w;
+                iov.iov_len -= (size_t)w;
+            } else if (w < 0 && errno != EINTR && errno != EAGAIN &&
+                       errno != EWOULDBLOCK) {
+                return -errno;
+            }
+        }
         return write_all(c, &iov, 1);
     }
     if (!c->sock && !c->grown)

@@ -421,6 +421,26 @@ static int t_send_big(void *arg)
     return rc == 0 ? 0 : 11;
 }
 
+/* t_send_n sends a->n messages of a->size bytes, the i-th of key a->key + i,
+ * on out, recording its TID first and the first failure (rc, cnt: how many
+ * went). Code 11: a send failed. */
+static int t_send_n(void *arg)
+{
+    targ_t *a = arg;
+    board_t *b = a->b;
+    b->tid[a->id] = mp_test_tid();
+    mp_test_word_inc(&b->ready);
+    for (int i = 0; i < a->n; i++) {
+        int rc = send_pat(a->out, a->size, a->key + (uint64_t)i);
+        if (rc != 0) {
+            b->rc[a->id] = rc;
+            b->cnt[a->id] = i;
+            return 11;
+        }
+    }
+    return 0;
+}
+
 /* t_recv1 (thread or process) closes the dropped ends, then receives one
  * message on in with a->timeout and records the code, the length (cnt), the
  * payload check (rc2: 0 a->size bytes of a->key's payload, 1 another length,
@@ -1761,6 +1781,21 @@ static void from_fd_nonblocking(void **state)
     mp_assert_int(b->rc2[0], 0);
     mp_assert_int(send_pat(w, 10, 83), 0);
     expect_pat(r, 10, 83, "a small one with a deadline");
+
+    /* Messages that are sent with one write (12,000 bytes: header and body
+     * copied together) into a pipe that fills (120 of them: more than the
+     * 1 MiB the big message grew the pipe to): the writer meets a short
+     * write or EAGAIN, sleeps until there is room, and every message
+     * arrives whole and in order. */
+    memset(b, 0, sizeof *b);
+    targ_t sa = {.b = b, .out = w, .id = 0, .n = 120, .size = 12000, .key = 90};
+    mp_party_start(&y, 0, t_send_n, &sa, sizeof sa);
+    mp_test_wait_word(&b->ready, 1, "the sender of small messages");
+    mp_test_wait_asleep(b->tid[0], "the sender with the pipe full");
+    for (int i = 0; i < 120; i++)
+        expect_pat(r, 12000, 90 + (uint64_t)i, "a small message through a full pipe");
+    mp_assert_int(mp_party_join(&y), 0);
+    mp_assert_int(b->rc[0], 0);
 
     /* recv_bytes_into without a deadline while a frame arrives in pieces
      * (the receiver asleep before each): `pre` bytes already there when it
