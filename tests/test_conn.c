@@ -1864,6 +1864,28 @@ static void bad_args(void **state)
     mp_assert_int(mp_conn_poll(NULL, 0), -EINVAL);
     mp_assert_int(mp_conn_fileno(NULL), -EINVAL);
 
+    /* Pointers that are not handles, on the fast paths too (a small send,
+     * a receive without a deadline): inside a handle, slots never handed
+     * out (in the table and past it), below the table, and the caller's
+     * memory. */
+    char local[64] = {0};
+    mp_conn_t *fakes[] = {
+        (mp_conn_t *)((char *)a + 1), (mp_conn_t *)((char *)b + 8),
+        (mp_conn_t *)((char *)b + (size_t)64 * 400000),
+        (mp_conn_t *)((char *)b + (size_t)64 * (1u << 20)),
+        (mp_conn_t *)((char *)a - (size_t)64 * 100000),
+        (mp_conn_t *)local, (mp_conn_t *)(uintptr_t)64,
+    };
+    for (size_t k = 0; k < sizeof fakes / sizeof fakes[0]; k++) {
+        mp_assert_int(mp_conn_send_bytes(fakes[k], "x", 1), -EINVAL);
+        mp_assert_int(mp_conn_recv_bytes_into(fakes[k], buf, sizeof buf, 0, &len,
+                                              MP_FOREVER), -EINVAL);
+        mp_assert_int(mp_conn_recv_bytes(fakes[k], &p, &len, 0, MP_FOREVER), -EINVAL);
+        mp_assert_int(mp_conn_poll(fakes[k], 0), -EINVAL);
+        mp_assert_int(mp_conn_fileno(fakes[k]), -EINVAL);
+    }
+    mp_assert_int(mp_conn_poll(b, 0), 0);
+
     /* NaN on an empty pipe (must not wait forever nor time out). */
     double t0 = mp_test_now();
     mp_assert_int(mp_conn_recv_bytes(b, &p, &len, 0, NAN), -EINVAL);
