@@ -69,6 +69,7 @@ struct mpb_case {
     const void *param;     /* case-specific data for the round functions */
     mpb_impl_t mproc;
     mpb_impl_t peers[MPB_MAX_PEERS]; /* ends at the first NULL name */
+    int rounds_x;          /* rounds are multiplied by this (0: by 1) */
 };
 
 /* mpb_now returns CLOCK_MONOTONIC in seconds. */
