@@ -693,12 +693,6 @@ int mp_conn_recv_bytes(mp_conn_t *c, void **buf, size_t *len, size_t maxlength,
 
 #define FAST_NA 1 /* recv_into_fast: go on in the general path */
 
-/* The common case in the fewest steps, as a raw reader does it: a pipe end
- * with nothing pending and no deadline; read the header, then the body
- * straight into dst. Anything else (a short or failed read, the -1 escape
- * or a negative length) leaves its state in c (header bytes in hdr, body
- * bytes in part) and returns FAST_NA, so the general path goes on from
- * exactly there. */
 /* The rest of recv_into_fast's body after a first read that returned r,
  * short of size: 0 once all of it is in dst; a cut at end of file; FAST_NA
  * with what came kept in part when a read fails. errno is r's. */
@@ -727,6 +721,12 @@ static __attribute__((noinline)) int fast_body_rest(mp_conn_t *c, char *dst,
     }
 }
 
+/* The common case in the fewest steps, as a raw reader does it: a pipe end
+ * with nothing pending and no deadline; read the header, then the body
+ * straight into dst. Anything else (a short or failed read, the -1 escape
+ * or a negative length) leaves its state in c (header bytes in hdr, body
+ * bytes in part) and returns FAST_NA, so the general path goes on from
+ * exactly there. */
 static int recv_into_fast(mp_conn_t *c, char *dst, size_t cap, size_t *got)
 {
     ssize_t r = read(c->fd, c->hdr, 4);

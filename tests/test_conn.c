@@ -937,29 +937,27 @@ static void send_bytes_at(void **state)
  * MP_ETOOSHORT with *got the size, the message not lost (poll and wait still
  * see it, it comes whole into a larger buffer, or through recv_bytes, before
  * the next one); offset > len: -EINVAL. */
-static void recv_bytes_into(void **state)
+static void recv_bytes_into_on(mp_conn_t *a, mp_conn_t *b, double t)
 {
-    mp_conn_t *a, *b;
-    pipe_new(&a, &b, 1);
     unsigned char buf[64];
     size_t got = 0;
 
     memset(buf, '.', sizeof buf);
     mp_assert_int(mp_conn_send_bytes(a, "0123456789abcdef", 16), 0);
-    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 0, &got, MP_TEST_LONG), 0);
+    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 0, &got, t), 0);
     mp_assert_int(got, 16);
     assert_memory_equal(buf, "0123456789abcdef", 16);
     assert_true(buf[16] == '.');
 
     memset(buf, '.', sizeof buf);
     mp_assert_int(mp_conn_send_bytes(a, "0123456789abcdef", 16), 0);
-    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 12, &got, MP_TEST_LONG), 0);
+    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 12, &got, t), 0);
     mp_assert_int(got, 16);
     assert_memory_equal(buf, "............0123456789abcdef....", 32);
 
     /* Exactly fitting: 16 bytes into buf[48..64). */
     mp_assert_int(mp_conn_send_bytes(a, "ABCDEFGHIJKLMNOP", 16), 0);
-    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 48, &got, MP_TEST_LONG), 0);
+    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 48, &got, t), 0);
     mp_assert_int(got, 16);
     assert_memory_equal(buf + 48, "ABCDEFGHIJKLMNOP", 16);
 
@@ -967,7 +965,7 @@ static void recv_bytes_into(void **state)
     mp_assert_int(mp_conn_send_bytes(a, "0123456789abcdefg", 17), 0);
     mp_assert_int(mp_conn_send_bytes(a, "next", 4), 0);
     got = 0;
-    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 48, &got, MP_TEST_LONG),
+    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 48, &got, t),
                   MP_ETOOSHORT);
     mp_assert_int(got, 17);
     got = 0;
@@ -988,7 +986,7 @@ static void recv_bytes_into(void **state)
     /* Too short, then taken by recv_bytes. */
     mp_assert_int(send_pat(a, 5000, 77), 0);
     got = 0;
-    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 0, &got, MP_TEST_LONG),
+    mp_assert_int(mp_conn_recv_bytes_into(b, buf, sizeof buf, 0, &got, t),
                   MP_ETOOSHORT);
     mp_assert_int(got, 5000);
     expect_pat(b, 5000, 77, "a message refused by recv_bytes_into, then recv_bytes");
@@ -1000,11 +998,11 @@ static void recv_bytes_into(void **state)
     assert_non_null(bb);
     mp_assert_int(send_pat(a, big, 78), 0);
     got = 0;
-    mp_assert_int(mp_conn_recv_bytes_into(b, bb, big - 1, 0, &got, MP_TEST_LONG),
+    mp_assert_int(mp_conn_recv_bytes_into(b, bb, big - 1, 0, &got, t),
                   MP_ETOOSHORT);
     mp_assert_int(got, big);
     got = 0;
-    mp_assert_int(mp_conn_recv_bytes_into(b, bb, big, 0, &got, MP_TEST_LONG), 0);
+    mp_assert_int(mp_conn_recv_bytes_into(b, bb, big, 0, &got, t), 0);
     mp_assert_int(got, big);
     mp_assert_int(mp_test_pat_bad(bb, big, 78), -1);
     free(bb);
@@ -1017,7 +1015,31 @@ static void recv_bytes_into(void **state)
     mp_assert_int(mp_conn_recv_bytes_into(b, buf, 8, 8, &got, 0), MP_ETOOSHORT);
     mp_assert_int(got, 2);
     expect_str(b, "zz", "after offset > len and offset == len");
+
+    /* Empty messages: into no buffer at all, and at offset == len. */
+    mp_assert_int(mp_conn_send_bytes(a, NULL, 0), 0);
+    mp_assert_int(mp_conn_send_bytes(a, "", 0), 0);
+    got = 7;
+    mp_assert_int(mp_conn_recv_bytes_into(b, NULL, 0, 0, &got, t), 0);
+    mp_assert_int(got, 0);
+    got = 7;
+    mp_assert_int(mp_conn_recv_bytes_into(b, buf, 8, 8, &got, t), 0);
+    mp_assert_int(got, 0);
     mp_assert_int(mp_conn_poll(b, 0), 0);
+}
+
+/* ... on a duplex Pipe with a deadline (the general path), and on a simplex
+ * one without (the short path, where the calls with a deadline of 0 still
+ * take the general one). */
+static void recv_bytes_into(void **state)
+{
+    mp_conn_t *a, *b;
+    pipe_new(&a, &b, 1);
+    recv_bytes_into_on(a, b, MP_TEST_LONG);
+    mp_conn_free(a);
+    mp_conn_free(b);
+    pipe_new(&b, &a, 0);
+    recv_bytes_into_on(a, b, MP_FOREVER);
     mp_conn_free(a);
     mp_conn_free(b);
 }
@@ -1782,20 +1804,25 @@ static void from_fd_nonblocking(void **state)
     mp_assert_int(send_pat(w, 10, 83), 0);
     expect_pat(r, 10, 83, "a small one with a deadline");
 
-    /* Messages that are sent with one write (12,000 bytes: header and body
-     * copied together) into a pipe that fills (120 of them: more than the
-     * 1 MiB the big message grew the pipe to): the writer meets a short
-     * write or EAGAIN, sleeps until there is room, and every message
-     * arrives whole and in order. */
-    memset(b, 0, sizeof *b);
-    targ_t sa = {.b = b, .out = w, .id = 0, .n = 120, .size = 12000, .key = 90};
-    mp_party_start(&y, 0, t_send_n, &sa, sizeof sa);
-    mp_test_wait_word(&b->ready, 1, "the sender of small messages");
-    mp_test_wait_asleep(b->tid[0], "the sender with the pipe full");
-    for (int i = 0; i < 120; i++)
-        expect_pat(r, 12000, 90 + (uint64_t)i, "a small message through a full pipe");
-    mp_assert_int(mp_party_join(&y), 0);
-    mp_assert_int(b->rc[0], 0);
+    /* Messages that are sent with one write (header and body copied
+     * together: 200 bytes on the send's short path, 12,000 on the general
+     * one) into a pipe that fills (more than the 1 MiB the big message grew
+     * it to): the writer meets a short write or EAGAIN, sleeps until there
+     * is room, and every message arrives whole and in order. */
+    static const struct { size_t size; int n; } fills[] = {{200, 6000}, {12000, 120}};
+    for (size_t k = 0; k < sizeof fills / sizeof fills[0]; k++) {
+        memset(b, 0, sizeof *b);
+        targ_t sa = {.b = b, .out = w, .id = 0, .n = fills[k].n, .size = fills[k].size,
+                     .key = 90};
+        mp_party_start(&y, 0, t_send_n, &sa, sizeof sa);
+        mp_test_wait_word(&b->ready, 1, "the sender of small messages");
+        mp_test_wait_asleep(b->tid[0], "the sender with the pipe full");
+        for (int i = 0; i < fills[k].n; i++)
+            expect_pat(r, fills[k].size, 90 + (uint64_t)i,
+                       "a small message through a full pipe");
+        mp_assert_int(mp_party_join(&y), 0);
+        mp_assert_int(b->rc[0], 0);
+    }
 
     /* recv_bytes_into without a deadline while a frame arrives in pieces
      * (the receiver asleep before each): `pre` bytes already there when it
