@@ -5,8 +5,10 @@
  * wrote before closing its end. The stream goes into a pipe (made 1 MiB
  * large; an input longer than the pipe holds is cut to what fits) whose
  * write end is then closed, and the read end is wrapped with
- * mp_conn_from_fd. Receives with timeout 0 follow, each chosen by two bits
- * of the script (cycling):
+ * mp_conn_from_fd. Receives follow, alternately with timeout 0 and with
+ * MP_FOREVER (which takes the receive's short path for a pipe with nothing
+ * pending; it cannot block, since the end of file is in the pipe), each
+ * chosen by two bits of the script (cycling):
  *   0: mp_conn_recv_bytes, maxlength 4096
  *   1: mp_conn_recv_bytes_into a 64-byte buffer
  *   2: mp_conn_recv_bytes_into a 4096-byte buffer at offset 100
@@ -142,7 +144,7 @@ static int check_error(const ref_t *r, int rc, uint64_t limit)
 }
 
 /* recv_one runs the receive op picks; returns 1 when the connection is done. */
-static int recv_one(mp_conn_t *c, ref_t *r, int op)
+static int recv_one(mp_conn_t *c, ref_t *r, int op, double t)
 {
     static unsigned char buf[LARGE];
     void *p = NULL;
@@ -150,7 +152,7 @@ static int recv_one(mp_conn_t *c, ref_t *r, int op)
     int rc;
     switch (op) {
     case 0: case 3:
-        rc = mp_conn_recv_bytes(c, &p, &len, op == 0 ? LARGE : 0, 0);
+        rc = mp_conn_recv_bytes(c, &p, &len, op == 0 ? LARGE : 0, t);
         if (rc != 0)
             return check_error(r, rc, op == 0 ? LARGE : SIZE_MAX - 1);
         if (!p || (op == 0 && len > LARGE))
@@ -159,19 +161,23 @@ static int recv_one(mp_conn_t *c, ref_t *r, int op)
         free(p);
         return 0;
     case 1:
-        rc = mp_conn_recv_bytes_into(c, buf, SMALL, 0, &got, 0);
+        rc = mp_conn_recv_bytes_into(c, buf, SMALL, 0, &got, t);
         if (rc == MP_ETOOSHORT && got != r->size)
             fail("MP_ETOOSHORT did not give the message's size", rc);
         if (rc != 0)
             return check_error(r, rc, SMALL);
+        if (got > SMALL)
+            fail("recv_bytes_into took more than its buffer", rc);
         check_msg(r, buf, got);
         return 0;
     default:
-        rc = mp_conn_recv_bytes_into(c, buf, LARGE, OFFSET, &got, 0);
+        rc = mp_conn_recv_bytes_into(c, buf, LARGE, OFFSET, &got, t);
         if (rc == MP_ETOOSHORT && got != r->size)
             fail("MP_ETOOSHORT did not give the message's size", rc);
         if (rc != 0)
             return check_error(r, rc, LARGE - OFFSET);
+        if (got > LARGE - OFFSET)
+            fail("recv_bytes_into took more than its buffer", rc);
         check_msg(r, buf + OFFSET, got);
         return 0;
     }
@@ -216,7 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t refused = 0;
     for (size_t i = 0; i < 16 + 4 * size && refused < 4; i++) {
         size_t before = r.pos;
-        if (recv_one(c, &r, (int)(script >> (2 * (i % 4)) & 3)))
+        if (recv_one(c, &r, (int)(script >> (2 * (i % 4)) & 3), i % 2 ? MP_FOREVER : 0))
             break;
         refused = r.pos == before && r.state == FR_OK ? refused + 1 : 0;
     }
