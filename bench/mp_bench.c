@@ -289,14 +289,16 @@ static struct {
     int rounds;
     double seconds;
     double timeout;     /* per (case, placement), in seconds */
+    int timeout_set;    /* -t given: not stretched by a case's rounds_x */
     const char *csv;
     int verbose;
-} cfg = {5, 0.5, 0, NULL, 0};
+} cfg = {.rounds = 5, .seconds = 0.5};
 
 /* ---- one (case, placement): the --one mode --------------------------------- */
 
 /* case_rounds: the rounds per implementation of case c (-r times its
- * rounds_x, at most MAX_ROUNDS). */
+ * rounds_x, at most MAX_ROUNDS). The default time limit grows with
+ * rounds_x too; one given with -t is taken as it is. */
 static int case_rounds(const mpb_case_t *c)
 {
     int x = c->rounds_x > 0 ? c->rounds_x : 1;
@@ -606,7 +608,8 @@ static int spawn_one(const mpb_case_t *c, int cpu, const cpu_set_t *all)
         return 1;
     }
 
-    limit = cfg.timeout * (c->rounds_x > 0 ? c->rounds_x : 1);
+    limit = cfg.timeout_set ? cfg.timeout
+                            : cfg.timeout * (c->rounds_x > 0 ? c->rounds_x : 1);
     deadline = mpb_now() + limit;
     while ((w = waitpid(pid, &status, WNOHANG)) == 0) {
         if (mpb_now() > deadline) {
@@ -642,7 +645,7 @@ static int usage(void)
             "  -l  list the cases and exit\n"
             "  -v  print every round's value on stderr\n"
             "  -r  rounds per implementation (median; default 5; pipe_64b\n"
-            "      runs three times as many)\n"
+            "      runs three times as many, at most 99)\n"
             "  -s  seconds per round (default 0.5)\n"
             "  -t  seconds allowed per case and placement (default: derived)\n"
             "  -c  append results to this CSV file (written with a header)\n");
@@ -680,6 +683,7 @@ int main(int argc, char **argv)
             cfg.seconds = atof(argv[++i]);
         } else if (!strcmp(a, "-t") && next) {
             cfg.timeout = atof(argv[++i]);
+            cfg.timeout_set = 1;
         } else if (!strcmp(a, "-c") && next) {
             cfg.csv = argv[++i];
         } else if (!strcmp(a, "--one") && next) {
