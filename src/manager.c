@@ -214,8 +214,11 @@ static int frd_recv(frd_t *r, size_t max, mp__deadline_t d, const void **body, s
     }
 }
 
-/* Sends one frame (blocking; the socket is a blocking one). */
-static int frd_send(int fd, const void *p, size_t n)
+/* Sends one frame, waiting for room in the socket until d: -ETIMEDOUT
+ * then, with part of the frame perhaps sent, so the caller must drop the
+ * connection (a peer that stops reading cannot hold a call past its
+ * deadline). */
+static int frd_send(int fd, const void *p, size_t n, mp__deadline_t d)
 {
     unsigned char hdr[12];
     size_t hl = 4;
@@ -233,13 +236,16 @@ static int frd_send(int fd, const void *p, size_t n)
     int cnt = 2;
     while (cnt > 0) {
         struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)cnt};
-        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+        ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 struct pollfd pf = {.fd = fd, .events = POLLOUT};
-                if (poll(&pf, 1, -1) < 0 && errno != EINTR)
+                int r = poll(&pf, 1, mp__deadline_ms(d));
+                if (r == 0)
+                    return -ETIMEDOUT;
+                if (r < 0 && errno != EINTR)
                     return -errno;
                 continue;
             }
@@ -584,7 +590,7 @@ static int connect_to(const char *address, const unsigned char *key, size_t keyl
 static int sock_call(centry_t *e, const void *req, size_t len, size_t max, mp__deadline_t d,
                      const void **reply, size_t *rlen)
 {
-    int rc = frd_send(e->rd.fd, req, len);
+    int rc = frd_send(e->rd.fd, req, len, d);
     return rc < 0 ? rc : frd_recv(&e->rd, max, d, reply, rlen);
 }
 
@@ -1733,7 +1739,7 @@ static void *client_thread(void *arg)
             msgpack_pack_int64(&pk, -EMSGSIZE);
             msgpack_pack_nil(&pk);
             if (!out.err)
-                frd_send(rd.fd, out.data, out.len);
+                frd_send(rd.fd, out.data, out.len, MP__NEVER);
             break;
         }
         if (rc < 0)
@@ -1741,7 +1747,7 @@ static void *client_thread(void *arg)
         out.len = 0;
         out.err = 0;
         serve_one(s, cl, req, len, &out);
-        if (out.err || frd_send(rd.fd, out.data, out.len) < 0)
+        if (out.err || frd_send(rd.fd, out.data, out.len, MP__NEVER) < 0)
             break;
         if (cl->chan) {
             serve_channel(s, cl, rd.fd, &out);

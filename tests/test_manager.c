@@ -2794,6 +2794,123 @@ static void still_serving(mp_proxy_t *d, int64_t i, const char *after)
     dict_expect_int(d, "alive", i, what);
 }
 
+/* fake_t is a manager that stops reading: it answers a client's requests
+ * (refusing the channel, naming object 1 a Queue for "get") until it has
+ * answered "get", then reads nothing more until told to hang up. */
+typedef struct {
+    mp_listener_t *l;
+    uint32_t answered, hang_up;
+    int rc;
+} fake_t;
+
+/* fake_reply sends Python-side framing of code followed by result. */
+static int fake_reply(mp_conn_t *c, int64_t code, const mp_val_t *result)
+{
+    mp_val_t cv = mp_val_int(code);
+    void *a = NULL, *b = NULL;
+    size_t na = 0, nb = 0;
+    int rc = mp_val_pack(&cv, &a, &na);
+    if (rc == 0)
+        rc = mp_val_pack(result, &b, &nb);
+    char *m = rc == 0 ? malloc(na + nb) : NULL;
+    if (rc == 0 && !m)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        memcpy(m, a, na);
+        memcpy(m + na, b, nb);
+        rc = mp_conn_send_bytes(c, m, na + nb);
+    }
+    free(a);
+    free(b);
+    free(m);
+    return rc;
+}
+
+static void *fake_server(void *arg)
+{
+    fake_t *f = arg;
+    mp_conn_t *c[4] = {NULL};
+    int n = 0, rc = 0;
+    /* The connect's own check, then the calls' connection: each opens a
+     * connection; the one that asks is served. */
+    while (rc == 0 && !f->answered && n < 4) {
+        rc = mp_listener_accept(f->l, &c[n], MP_TEST_LONG);
+        if (rc < 0)
+            break;
+        mp_conn_t *k = c[n++];
+        for (;;) {
+            mp_val_t *req = NULL;
+            if (mp_conn_recv(k, &req, 1 << 20, MP_TEST_LONG) < 0)
+                break; /* the connect's check hangs up */
+            const char *method = req->type == MP_VAL_ARRAY && req->v.a.n >= 2 &&
+                                 req->v.a.items[1].type == MP_VAL_STR
+                                     ? req->v.a.items[1].v.s.ptr : "";
+            int get = !strncmp(method, "get", 3);
+            mp_val_t items[2] = {mp_val_int(1), mp_val_str("Queue")};
+            mp_val_t idt = mp_val_array(items, 2), nil = mp_val_nil();
+            rc = get ? fake_reply(k, 0, &idt) : fake_reply(k, -EXDEV, &nil);
+            mp_val_free(req);
+            if (rc < 0 || get)
+                break;
+        }
+        if (rc == 0 && n >= 2)
+            mp_test_word_store(&f->answered, 1);
+    }
+    f->rc = rc;
+    if (rc == 0)
+        rc = mp_test_word_wait(&f->hang_up, 1, MP_TEST_LONG);
+    for (int i = 0; i < n; i++)
+        mp_conn_free(c[i]);
+    return NULL;
+}
+
+/* A manager that stops reading while a call sends it a message larger than
+ * the socket holds: the call returns -ETIMEDOUT at its deadline (its
+ * timeout plus the reply grace of 10 s), not never; later calls open a new
+ * connection. (One start method: no child is involved.) */
+static void failure_server_stops_reading(void **state)
+{
+    if (mp_test_method() != MP_START_FORK)
+        mp_test_skip("no child: the fork run covers it");
+    static fake_t f;
+    memset(&f, 0, sizeof f);
+    /* The process's key, which a manager client uses when given none. */
+    static unsigned char key[MP_AUTHKEY_MAX];
+    int klen = mp_process_authkey(mp_current_process(), key, sizeof key);
+    assert_true(klen > 0);
+    mp_listener_opts_t lo = {.authkey = key, .authkey_len = (size_t)klen};
+    mp_assert_int(mp_listener_new(&f.l, NULL, &lo), 0);
+    pthread_t th;
+    mp_assert_int(pthread_create(&th, NULL, fake_server, &f), 0);
+    mp_manager_t *m = NULL;
+    mp_proxy_t *q = NULL;
+    mp_assert_int(mp_manager_connect(&m, mp_listener_address(f.l), NULL, 0, MP_TEST_LONG), 0);
+    mp_assert_int(mp_manager_get(m, "q", &q), 0);
+    mp_assert_int(mp_test_word_wait(&f.answered, 1, MP_TEST_LONG), 0);
+    mp_assert_str(mp_proxy_type(q), "Queue");
+
+    size_t big = (size_t)8 << 20;
+    char *buf = calloc(1, big);
+    assert_non_null(buf);
+    mp_val_t v = mp_val_bytes(buf, big);
+    double t0 = mp_test_now();
+    int rc = mp_mqueue_put(q, &v, 0);
+    double el = mp_test_now() - t0;
+    free(buf);
+    mp_test_word_store(&f.hang_up, 1);
+    pthread_join(th, NULL);
+    if (rc != -ETIMEDOUT)
+        mp_test_fail("put of 8 MiB to a manager that stopped reading gave %d%s, "
+                     "not -ETIMEDOUT, after %.1f s\n", rc, mp_test_codename(rc), el);
+    if (el < 9.5 || el > 10 + MP_TEST_LONG)
+        mp_test_fail("put(timeout 0) to a manager that stopped reading returned after "
+                     "%.1f s, not at its deadline (10 s)\n", el);
+    mp_assert_int(f.rc, 0);
+    mp_proxy_free(q);
+    mp_manager_free(m);
+    mp_listener_free(f.l);
+}
+
 /* Clients that send garbage: well-formed requests of the wrong shape get a
  * negative code and the connection goes on; frames that do not decode,
  * nest too deep, or declare huge lengths get a negative code or a closed
@@ -3253,6 +3370,7 @@ int main(int argc, char **argv)
         MP_TEST(failure_manager_killed),
         MP_TEST(failure_lock_owner_dies),
         MP_TEST_T(failure_garbage_clients, 120),
+        MP_TEST_T(failure_server_stops_reading, 120),
         MP_TEST(failure_oversized),
         MP_TEST(bad_input),
         MP_TEST(threads_own_connections),
